@@ -1,0 +1,294 @@
+"""Dynamic batching for one model version: many small requests, few large ONNX Runtime runs.
+
+``await batcher.submit(items, deadline)`` queues a request's items (an array whose first axis is
+the item axis) and returns one output row per item, in order. A background task forms batches:
+it waits for the first queued item, then until ``max_batch_size`` items are queued or
+``max_delay_s`` has passed since that item arrived (``time.monotonic()``), then takes up to
+``max_batch_size`` items from the head of the queue, runs them in the single worker thread and
+hands each request its rows. While a batch runs, new items queue up; their delay has usually
+passed when the run ends, so under load batches grow without waiting.
+
+A request may be split across batches and may be larger than one batch. The queue is bounded in
+items (:class:`QueueFull`); a request past its deadline, or whose caller was cancelled (client
+disconnected), is dropped from the queue, and its items that were not yet taken are never run.
+A failing run fails only the requests in that batch; the loop keeps going.
+
+The batcher knows nothing of HTTP or manifests, so other protocols (the v2 routes) share it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+from numpy.typing import NDArray
+
+logger = logging.getLogger(__name__)
+
+RunFn = Callable[[NDArray[np.float32]], NDArray[np.float32]]
+
+
+class BatcherError(Exception):
+    """Base of the errors :meth:`DynamicBatcher.submit` raises."""
+
+
+class QueueFull(BatcherError):
+    """Admitting the request would exceed ``max_queue_items``."""
+
+
+class DeadlineExceeded(BatcherError):
+    """The request's deadline passed before its results were ready."""
+
+
+class BatcherClosed(BatcherError):
+    """The batcher is shutting down; the request was not (fully) run."""
+
+
+class InferenceFailed(BatcherError):
+    """The run holding some of the request's items raised; ``__cause__`` says why."""
+
+
+class BatchObserver(Protocol):
+    """Receives batching measurements (implemented by :class:`service.metrics.ModelMetrics`)."""
+
+    def queue_depth(self, items: int) -> None: ...
+
+    def batch_started(self, size: int, waits: Sequence[tuple[float, int]]) -> None:
+        """``waits`` holds (seconds waited, number of items) per request slice in the batch."""
+
+    def inference_done(self, seconds: float) -> None: ...
+
+
+@dataclass(eq=False)
+class _Request:
+    items: NDArray[np.float32]
+    deadline: float
+    enqueued_at: float
+    future: asyncio.Future[NDArray[np.float32]]
+    taken: int = 0
+    filled: int = 0
+    outputs: NDArray[np.float32] | None = None
+    abandoned: bool = False
+
+    @property
+    def remaining(self) -> int:
+        """Items not yet handed to a batch."""
+        return len(self.items) - self.taken
+
+
+@dataclass(eq=False)
+class _Slice:
+    request: _Request
+    start: int
+    stop: int
+
+
+@dataclass
+class DynamicBatcher:
+    """Per-model-version batching queue in front of a synchronous ``run`` function."""
+
+    run: RunFn
+    executor: Executor
+    max_batch_size: int
+    max_delay_s: float
+    max_queue_items: int
+    observer: BatchObserver | None = None
+    name: str = "model"
+    #: shape of one item; when set, :meth:`submit` refuses other shapes with ``ValueError``
+    item_shape: tuple[int, ...] | None = None
+    _queue: deque[_Request] = field(default_factory=deque, init=False)
+    _queued_items: int = field(default=0, init=False)
+    _wakeup: asyncio.Event = field(default_factory=asyncio.Event, init=False)
+    _task: asyncio.Task[None] | None = field(default=None, init=False)
+    _closed: bool = field(default=False, init=False)
+
+    @property
+    def queued_items(self) -> int:
+        """Items admitted and not yet handed to a batch."""
+        return self._queued_items
+
+    def start(self) -> None:
+        """Start the batching task on the running event loop."""
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(
+                self._loop(), name=f"batcher-{self.name}"
+            )
+
+    async def submit(self, items: NDArray[np.float32], deadline: float) -> NDArray[np.float32]:
+        """Outputs for ``items`` (one row each, in order), by ``deadline`` (``time.monotonic()``).
+
+        Raises :class:`QueueFull`, :class:`DeadlineExceeded`, :class:`BatcherClosed` or
+        :class:`InferenceFailed` (and ``ValueError`` for items of the wrong shape). Cancelling
+        the caller removes the request from the queue; its untaken items never run.
+        """
+        if self._closed:
+            raise BatcherClosed()
+        if self.item_shape is not None and items.shape[1:] != self.item_shape:
+            raise ValueError(f"items have shape {items.shape[1:]}, expected {self.item_shape}")
+        items = np.ascontiguousarray(items, dtype=np.float32)
+        count = len(items)
+        if self._queued_items + count > self.max_queue_items:
+            raise QueueFull()
+        now = time.monotonic()
+        if deadline <= now:
+            raise DeadlineExceeded()
+        request = _Request(items, deadline, now, asyncio.get_running_loop().create_future())
+        was_idle = self._queued_items == 0
+        self._queue.append(request)
+        self._queued_items += count
+        self._report_depth()
+        if was_idle or self._queued_items >= self.max_batch_size:
+            self._wakeup.set()
+        try:
+            return await asyncio.wait_for(request.future, deadline - now)
+        except TimeoutError:
+            raise DeadlineExceeded() from None
+        finally:
+            self._abandon(request)
+
+    async def close(self) -> None:
+        """Fail queued requests with :class:`BatcherClosed`, let a running batch finish, stop."""
+        self._closed = True
+        while self._queue:
+            request = self._queue.popleft()
+            self._fail(request, BatcherClosed())
+        self._report_depth()
+        self._wakeup.set()
+        if self._task is not None:
+            await self._task
+
+    # --- the batching loop ----------------------------------------------------------------------
+
+    async def _loop(self) -> None:
+        while not self._closed:
+            await self._wait_for_batch()
+            slices = self._take_batch()
+            if slices:
+                await self._run_batch(slices)
+
+    async def _wait_for_batch(self) -> None:
+        """Until the batch is full, or ``max_delay_s`` after its first item arrived, or closing."""
+        while not self._closed:
+            self._drop_dead_head()
+            if not self._queue:
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                continue
+            if self._queued_items >= self.max_batch_size:
+                return
+            remaining = self._queue[0].enqueued_at + self.max_delay_s - time.monotonic()
+            if remaining <= 0:
+                return
+            self._wakeup.clear()
+            try:
+                await asyncio.wait_for(self._wakeup.wait(), remaining)
+            except TimeoutError:
+                return
+
+    def _drop_dead_head(self) -> None:
+        while self._queue and self._queue[0].remaining == 0:
+            self._queue.popleft()
+
+    def _take_batch(self) -> list[_Slice]:
+        """Up to ``max_batch_size`` items from the head of the queue, skipping expired requests."""
+        slices: list[_Slice] = []
+        space = self.max_batch_size
+        now = time.monotonic()
+        while space and self._queue:
+            request = self._queue[0]
+            if request.remaining == 0:
+                self._queue.popleft()
+                continue
+            if request.deadline <= now:
+                self._queue.popleft()
+                self._fail(request, DeadlineExceeded())
+                continue
+            take = min(space, request.remaining)
+            slices.append(_Slice(request, request.taken, request.taken + take))
+            request.taken += take
+            self._queued_items -= take
+            space -= take
+            if request.remaining == 0:
+                self._queue.popleft()
+        self._report_depth()
+        if slices and self.observer is not None:
+            self.observer.batch_started(
+                self.max_batch_size - space,
+                [(now - s.request.enqueued_at, s.stop - s.start) for s in slices],
+            )
+        return slices
+
+    async def _run_batch(self, slices: list[_Slice]) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            batch = _concatenate(slices)
+            outputs, seconds = await loop.run_in_executor(self.executor, self._timed_run, batch)
+        except Exception as exc:
+            logger.error("inference failed for a batch of %d requests on %s: %s",
+                         len(slices), self.name, exc)
+            for s in slices:
+                failure = InferenceFailed(str(exc)[:300])
+                failure.__cause__ = exc
+                self._fail(s.request, failure)
+            return
+        if self.observer is not None:
+            self.observer.inference_done(seconds)
+        self._distribute(slices, outputs)
+
+    def _timed_run(self, batch: NDArray[np.float32]) -> tuple[NDArray[np.float32], float]:
+        start = time.monotonic()
+        outputs = self.run(batch)
+        return outputs, time.monotonic() - start
+
+    def _distribute(self, slices: list[_Slice], outputs: NDArray[np.float32]) -> None:
+        offset = 0
+        for s in slices:
+            count = s.stop - s.start
+            rows = outputs[offset : offset + count]
+            offset += count
+            request = s.request
+            if request.future.done():
+                continue
+            if count == len(request.items):
+                request.future.set_result(rows)
+                continue
+            if request.outputs is None:
+                request.outputs = np.empty((len(request.items), *rows.shape[1:]), rows.dtype)
+            request.outputs[s.start : s.stop] = rows
+            request.filled += count
+            if request.filled == len(request.items):
+                request.future.set_result(request.outputs)
+
+    # --- bookkeeping ----------------------------------------------------------------------------
+
+    def _abandon(self, request: _Request) -> None:
+        """Give back the queue space of items never taken (idempotent)."""
+        if request.remaining:
+            self._queued_items -= request.remaining
+            request.taken = len(request.items)
+            self._report_depth()
+        request.abandoned = True
+
+    def _fail(self, request: _Request, error: BatcherError) -> None:
+        self._abandon(request)
+        if not request.future.done():
+            request.future.set_exception(error)
+
+    def _report_depth(self) -> None:
+        if self.observer is not None:
+            self.observer.queue_depth(self._queued_items)
+
+
+def _concatenate(slices: list[_Slice]) -> NDArray[np.float32]:
+    """The batch array; a single slice is a view, not a copy."""
+    if len(slices) == 1:
+        only = slices[0]
+        return only.request.items[only.start : only.stop]
+    return np.concatenate([s.request.items[s.start : s.stop] for s in slices])

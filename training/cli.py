@@ -1,0 +1,139 @@
+"""Command line: ``python -m training.cli {train,benchmark}`` (console script ``ood-train``).
+
+``train`` runs one experiment and optionally exports it; it works unchanged under
+``torchrun --nproc_per_node=N`` (DDP; rank 0 evaluates and exports). ``benchmark`` is what
+``make model`` and ``make bench-ood`` run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import replace
+from pathlib import Path
+
+from training.benchmark import BenchmarkOptions, run_benchmark
+from training.distributed import setup, teardown
+from training.losses import LOSS_NAMES
+from training.models import MODELS
+from training.pipeline import export_run, load_fashion_mnist_experiment, run_directory, summarize
+from training.tau_sweep import DEFAULT_TAUS
+from training.train import TrainConfig
+
+
+def _train_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train one Fashion-MNIST model (DDP-ready), optionally export")
+    p.add_argument("--model", default="small_cnn", choices=sorted(MODELS))
+    p.add_argument("--loss", default="logitnorm", choices=LOSS_NAMES)
+    p.add_argument("--tau", type=float, default=0.1, help="LogitNorm temperature")
+    p.add_argument("--epochs", type=int, default=8)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--lr", type=float, default=0.1)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--no-augment", action="store_true")
+    p.add_argument("--no-resume", action="store_true", help="ignore an existing checkpoint")
+    p.add_argument("--data-root", type=Path, default=None)
+    p.add_argument("--runs-dir", type=Path, default=Path("runs"))
+    p.add_argument("--train-subset", type=int, default=None, help="first N training images")
+    p.add_argument("--test-subset", type=int, default=None)
+    p.add_argument("--ood-subset", type=int, default=None)
+    p.add_argument("--val-size", type=int, default=5000)
+    p.add_argument(
+        "--export", metavar="NAME", default=None, help="export to MODELS_DIR/NAME/VERSION"
+    )
+    p.add_argument("--version", default="1")
+    p.add_argument("--models-dir", type=Path, default=Path("models"))
+
+
+def _benchmark_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("benchmark", help="tau sweep + CE/LogitNorm/IsoMax+ -> models/ and docs/")
+    p.add_argument("--epochs", type=int, default=8)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--taus", type=float, nargs="+", default=list(DEFAULT_TAUS))
+    p.add_argument("--device", default="auto")
+    p.add_argument("--data-root", type=Path, default=None)
+    p.add_argument("--runs-dir", type=Path, default=Path("runs"))
+    p.add_argument("--models-dir", type=Path, default=Path("models"))
+    p.add_argument("--docs-dir", type=Path, default=Path("docs"))
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from training.data.paths import DataPaths
+
+    config = TrainConfig(
+        model=args.model,
+        loss=args.loss,
+        tau=args.tau if args.loss == "logitnorm" else None,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        seed=args.seed,
+        augment=not args.no_augment,
+        device=args.device,
+    )
+    context = setup(args.device)
+    try:
+        data = load_fashion_mnist_experiment(
+            DataPaths.resolve(args.data_root),
+            seed=args.seed,
+            val_size=args.val_size,
+            train_subset=args.train_subset,
+            test_subset=args.test_subset,
+            ood_subset=args.ood_subset,
+        )
+        run_dir = run_directory(args.runs_dir, config)
+        if args.no_resume and context.is_main:
+            (run_dir / "last.pt").unlink(missing_ok=True)
+        run = train_and_score_or_none(config, data, context, run_dir)
+        if run is None:
+            return
+        summary = summarize(run.evaluation)
+        print(
+            json.dumps(
+                {
+                    "accuracy": summary["accuracy"],
+                    "ece": summary["ece"],
+                    "avg_fpr95": {s: v["average"]["fpr95"] for s, v in summary["ood"].items()},
+                },
+                indent=2,
+            )
+        )
+        if args.export:
+            model_dir, parity = export_run(run, data, args.export, args.models_dir, args.version)
+            print(f"exported {model_dir} (ONNX parity max abs diff {parity:.2e})")
+    finally:
+        teardown(context)
+
+
+def train_and_score_or_none(config, data, context, run_dir):  # type: ignore[no-untyped-def]
+    from training.pipeline import train_and_score
+
+    return train_and_score(config, data, context, run_dir)
+
+
+def cmd_benchmark(args: argparse.Namespace) -> None:
+    options = BenchmarkOptions(
+        epochs=args.epochs,
+        seed=args.seed,
+        taus=tuple(args.taus),
+        runs_root=args.runs_dir,
+        models_root=args.models_dir,
+        docs_root=args.docs_dir,
+        data_root=args.data_root,
+        device=args.device,
+    )
+    run_benchmark(replace(options))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="ood-train", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    _train_parser(sub)
+    _benchmark_parser(sub)
+    args = parser.parse_args(argv)
+    {"train": cmd_train, "benchmark": cmd_benchmark}[args.command](args)
+
+
+if __name__ == "__main__":
+    main()
