@@ -3,13 +3,12 @@
 # OOD scoring service image. Two runtime targets:
 #   docker build -t ood-service:cpu .                    # default (last stage): CPU, python slim
 #   docker build -t ood-service:gpu --target gpu .       # CUDA 12 + cuDNN 9, onnxruntime-gpu
-# Only the serving install goes in (`pip install .`: no torch, no training code, no [train] extra).
+# Only the serving install goes in (`pip install .[cpu]` or `.[gpu]`: no torch, no training code).
 # The model repository is copied from models/; mount another one read-only over /app/models (or
 # anywhere, with OOD_MODEL_DIR pointing at it). See docs/deployment.md.
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 ARG CUDA_IMAGE=nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04
-ARG ONNXRUNTIME_GPU="onnxruntime-gpu>=1.25"
 
 # ---- build stage (CPU): a virtual environment with the serving dependencies ----------------------
 FROM ${PYTHON_IMAGE} AS build-cpu
@@ -18,16 +17,15 @@ ENV PIP_NO_CACHE_DIR=1 \
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
-# Only what the serving package needs: the build reads pyproject.toml (and README.md, its readme).
-COPY pyproject.toml README.md ./
+# Only what the serving package needs (the build tolerates the absent README.md).
+COPY pyproject.toml ./
 COPY service/ service/
 # hadolint ignore=DL3013
-RUN pip install . \
+RUN pip install ".[cpu]" \
  && python -c "import service, onnxruntime; import importlib.util as u; assert u.find_spec('torch') is None"
 
 # ---- build stage (GPU): same, on the CUDA base, onnxruntime-gpu instead of onnxruntime -----------
 FROM ${CUDA_IMAGE} AS build-gpu
-ARG ONNXRUNTIME_GPU
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     DEBIAN_FRONTEND=noninteractive
@@ -38,14 +36,11 @@ RUN apt-get update \
 RUN python3 -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml ./
 COPY service/ service/
-# onnxruntime and onnxruntime-gpu ship the same Python module: remove the CPU one before adding the
-# GPU one, or the two overwrite each other's files.
+# The `gpu` extra brings onnxruntime-gpu and never the CPU onnxruntime (both ship the same module).
 # hadolint ignore=DL3013
-RUN pip install . \
- && pip uninstall -y onnxruntime \
- && pip install "${ONNXRUNTIME_GPU}" \
+RUN pip install ".[gpu]" \
  && python -c "import service, onnxruntime; import importlib.util as u; assert u.find_spec('torch') is None"
 
 # ---- runtime (GPU) ------------------------------------------------------------------------------

@@ -231,8 +231,9 @@ class DynamicBatcher:
             batch = _concatenate(slices)
             outputs, seconds = await loop.run_in_executor(self.executor, self._timed_run, batch)
         except Exception as exc:
-            logger.error("inference failed for a batch of %d requests on %s: %s",
-                         len(slices), self.name, exc)
+            logger.error(
+                "inference failed for a batch of %d requests on %s: %s", len(slices), self.name, exc
+            )
             for s in slices:
                 failure = InferenceFailed(str(exc)[:300])
                 failure.__cause__ = exc

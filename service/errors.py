@@ -33,9 +33,7 @@ logger = logging.getLogger(__name__)
 MAX_MESSAGE_CHARS = 500
 MAX_DETAILS = 10
 
-RefusalReason = Literal[
-    "overload", "timeout", "invalid", "disconnected", "shutdown", "not_ready"
-]
+RefusalReason = Literal["overload", "timeout", "invalid", "disconnected", "shutdown", "not_ready"]
 
 #: Callback counting refusals: ``hook(model_label, reason)``; the model label is ``-`` when unknown.
 RefusedHook = Callable[[str, RefusalReason], None]
@@ -78,20 +76,24 @@ class ErrorDetail(BaseModel):
     )
 
 
-class ErrorResponse(BaseModel):
+class ServiceErrorResponse(BaseModel):
     """Body of every error answer of this service's endpoints."""
 
     error: ErrorDetail
 
 
 def _cap(message: str) -> str:
-    return message if len(message) <= MAX_MESSAGE_CHARS else message[: MAX_MESSAGE_CHARS - 3] + "..."
+    return (
+        message if len(message) <= MAX_MESSAGE_CHARS else message[: MAX_MESSAGE_CHARS - 3] + "..."
+    )
 
 
 # --- constructors: one per code, so status, code and refusal reason stay consistent ------------
 
 
-def invalid_input(message: str, item: int | None = None, code: str = "invalid_input") -> ServiceError:
+def invalid_input(
+    message: str, item: int | None = None, code: str = "invalid_input"
+) -> ServiceError:
     """422: the request is well-formed JSON but an item or option is unusable."""
     return ServiceError(422, code, message, item=item, reason="invalid")
 
@@ -108,15 +110,19 @@ def unsupported_media_type() -> ServiceError:
     )
 
 
-def payload_too_large(message: str, code: str = "payload_too_large") -> ServiceError:
+def payload_too_large(
+    message: str, code: str = "payload_too_large", item: int | None = None
+) -> ServiceError:
     """413: the body, the number of items or an image exceeds a configured limit."""
-    return ServiceError(413, code, message, reason="invalid")
+    return ServiceError(413, code, message, item=item, reason="invalid")
 
 
 def override_not_allowed(option: str) -> ServiceError:
     """403: the settings forbid per-request overrides of this option."""
     return ServiceError(
-        403, "override_not_allowed", f"per-request '{option}' is disabled on this server",
+        403,
+        "override_not_allowed",
+        f"per-request '{option}' is disabled on this server",
         reason="invalid",
     )
 
@@ -129,7 +135,10 @@ def model_not_found(message: str) -> ServiceError:
 def model_not_ready(message: str, retry_after_s: int) -> ServiceError:
     """503: the model exists but failed to load or is not warmed up yet."""
     return ServiceError(
-        503, "model_not_ready", message, reason="not_ready",
+        503,
+        "model_not_ready",
+        message,
+        reason="not_ready",
         headers={"Retry-After": str(retry_after_s)},
     )
 
@@ -137,7 +146,10 @@ def model_not_ready(message: str, retry_after_s: int) -> ServiceError:
 def overloaded(retry_after_s: int) -> ServiceError:
     """503 + Retry-After: the model's queue is full; the client should back off."""
     return ServiceError(
-        503, "overloaded", "the model's queue is full, retry later", reason="overload",
+        503,
+        "overloaded",
+        "the model's queue is full, retry later",
+        reason="overload",
         headers={"Retry-After": str(retry_after_s)},
     )
 
@@ -145,7 +157,10 @@ def overloaded(retry_after_s: int) -> ServiceError:
 def shutting_down(retry_after_s: int) -> ServiceError:
     """503: the server is stopping; queued requests are failed rather than dropped."""
     return ServiceError(
-        503, "shutting_down", "the server is shutting down", reason="shutdown",
+        503,
+        "shutting_down",
+        "the server is shutting down",
+        reason="shutdown",
         headers={"Retry-After": str(retry_after_s)},
     )
 
@@ -164,7 +179,9 @@ def client_disconnected() -> ServiceError:
 
 def inference_failed() -> ServiceError:
     """500: ONNX Runtime failed on a batch; only the requests in that batch see this."""
-    return ServiceError(500, "inference_failed", "inference failed for the batch holding this request")
+    return ServiceError(
+        500, "inference_failed", "inference failed for the batch holding this request"
+    )
 
 
 # --- request-schema errors ---------------------------------------------------------------------
@@ -185,15 +202,17 @@ def summarize_validation_errors(errors: Sequence[Mapping[str, Any]]) -> ServiceE
     ]
     item = _item_index(details)
     if details and details[0]["type"] == "json_invalid":
-        return ServiceError(400, "malformed_json", "the body is not valid JSON",
-                            reason="invalid", details=details)
+        return ServiceError(
+            400, "malformed_json", "the body is not valid JSON", reason="invalid", details=details
+        )
     first = details[0] if details else {"loc": [], "msg": "invalid request"}
     where = ".".join(str(part) for part in first["loc"]) or "body"
     message = f"{where}: {first['msg']}"
     if item is not None:
-        message = f"item {item}: not a nested array of numbers nor an {{\"image\": ...}} object"
-    return ServiceError(422, "invalid_request", message, item=item, reason="invalid",
-                        details=details)
+        message = f'item {item}: not a nested array of numbers nor an {{"image": ...}} object'
+    return ServiceError(
+        422, "invalid_request", message, item=item, reason="invalid", details=details
+    )
 
 
 def _item_index(details: Iterable[Mapping[str, Any]]) -> int | None:
@@ -231,8 +250,12 @@ def install_error_handlers(app: FastAPI, on_refused: RefusedHook | None = None) 
     async def http_error(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
         codes = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
-        error = ServiceError(exc.status_code, codes.get(exc.status_code, "http_error"),
-                             str(exc.detail), headers=dict(exc.headers or {}))
+        error = ServiceError(
+            exc.status_code,
+            codes.get(exc.status_code, "http_error"),
+            str(exc.detail),
+            headers=dict(exc.headers or {}),
+        )
         return refuse(error)
 
     async def unhandled(_: Request, exc: Exception) -> JSONResponse:

@@ -14,15 +14,15 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from service.scores import DIRECTIONS, QUANTILE_LEVELS, Direction, ScoreName
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION: Final = 1
 MANIFEST_FILENAME = "manifest.json"
-ONNX_FILENAME = "model.onnx"
+ONNX_FILENAME: Final = "model.onnx"
 
 #: Model names and versions become URL path segments, metric labels and directory names, so they
 #: are restricted to a small alphabet and never taken raw from a request to build a path.

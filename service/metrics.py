@@ -1,4 +1,4 @@
-"""Prometheus metrics, on a registry the app factory makes (no module globals, tests need no cleanup).
+"""Prometheus metrics on a registry the app factory makes: no module globals, no test cleanup.
 
 Names and labels are the contract in ``docs/contracts.md``; alert rules are written against them.
 Label values are bounded: route templates (not raw paths), model names and versions found on disk,
@@ -22,14 +22,66 @@ QUEUE_WAIT_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 
 INFERENCE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 SCORE_BUCKETS: dict[ScoreName, tuple[float, ...]] = {
     # higher = in-distribution
-    ScoreName.MSP: (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.97, 0.99, 0.995,
-                    0.999, 1.0),
+    ScoreName.MSP: (
+        0.1,
+        0.2,
+        0.3,
+        0.4,
+        0.5,
+        0.6,
+        0.7,
+        0.8,
+        0.85,
+        0.9,
+        0.95,
+        0.97,
+        0.99,
+        0.995,
+        0.999,
+        1.0,
+    ),
     # lower = in-distribution
-    ScoreName.ENERGY: (-100.0, -50.0, -40.0, -30.0, -25.0, -20.0, -15.0, -12.0, -10.0, -8.0, -6.0,
-                       -5.0, -4.0, -3.0, -2.0, -1.0, 0.0, 5.0),
+    ScoreName.ENERGY: (
+        -100.0,
+        -50.0,
+        -40.0,
+        -30.0,
+        -25.0,
+        -20.0,
+        -15.0,
+        -12.0,
+        -10.0,
+        -8.0,
+        -6.0,
+        -5.0,
+        -4.0,
+        -3.0,
+        -2.0,
+        -1.0,
+        0.0,
+        5.0,
+    ),
     # higher = in-distribution
-    ScoreName.MAX_LOGIT: (-5.0, 0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0, 12.0, 15.0, 20.0,
-                          25.0, 30.0, 40.0, 50.0, 100.0),
+    ScoreName.MAX_LOGIT: (
+        -5.0,
+        0.0,
+        1.0,
+        2.0,
+        3.0,
+        4.0,
+        5.0,
+        6.0,
+        8.0,
+        10.0,
+        12.0,
+        15.0,
+        20.0,
+        25.0,
+        30.0,
+        40.0,
+        50.0,
+        100.0,
+    ),
 }
 
 
@@ -54,42 +106,61 @@ class Metrics:
             "ood_http_requests", "HTTP requests by route template", route, registry=registry
         )
         self.http_duration = Histogram(
-            "ood_http_request_duration_seconds", "HTTP request latency", route,
-            buckets=LATENCY_BUCKETS, registry=registry,
+            "ood_http_request_duration_seconds",
+            "HTTP request latency",
+            route,
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
         )
         self.predictions = Counter(
-            "ood_predictions", "Items scored, by decision; OOD rate = reject / all",
-            (*model, "decision"), registry=registry,
+            "ood_predictions",
+            "Items scored, by decision; OOD rate = reject / all",
+            (*model, "decision"),
+            registry=registry,
         )
         self.scores = {
             name: Histogram(
-                f"ood_score_{name.value}", f"{name.value} of each scored item", model,
-                buckets=SCORE_BUCKETS[name], registry=registry,
+                f"ood_score_{name.value}",
+                f"{name.value} of each scored item",
+                model,
+                buckets=SCORE_BUCKETS[name],
+                registry=registry,
             )
             for name in ScoreName
         }
         self.batch_size = Histogram(
-            "ood_batch_size_items", "Items per executed batch", model,
-            buckets=batch_size_buckets(max_batch_size), registry=registry,
+            "ood_batch_size_items",
+            "Items per executed batch",
+            model,
+            buckets=batch_size_buckets(max_batch_size),
+            registry=registry,
         )
         self.queue_wait = Histogram(
-            "ood_queue_wait_seconds", "Time an item waited before its batch ran", model,
-            buckets=QUEUE_WAIT_BUCKETS, registry=registry,
+            "ood_queue_wait_seconds",
+            "Time an item waited before its batch ran",
+            model,
+            buckets=QUEUE_WAIT_BUCKETS,
+            registry=registry,
         )
         self.inference = Histogram(
-            "ood_inference_duration_seconds", "ONNX Runtime run time per batch", model,
-            buckets=INFERENCE_BUCKETS, registry=registry,
+            "ood_inference_duration_seconds",
+            "ONNX Runtime run time per batch",
+            model,
+            buckets=INFERENCE_BUCKETS,
+            registry=registry,
         )
-        self.queue_depth = Gauge(
-            "ood_queue_depth_items", "Items waiting", model, registry=registry
-        )
+        self.queue_depth = Gauge("ood_queue_depth_items", "Items waiting", model, registry=registry)
         self.refused = Counter(
-            "ood_requests_refused", "Requests refused, by reason", ("model", "reason"),
+            "ood_requests_refused",
+            "Requests refused, by reason",
+            ("model", "reason"),
             registry=registry,
         )
         self.model_info = Gauge(
-            "ood_model_info", "What is loaded and where it runs (value 1)",
-            (*model, "loss", "tau", "provider"), registry=registry,
+            "ood_model_info",
+            "What is loaded and where it runs (value 1)",
+            (*model, "loss", "tau", "provider"),
+            registry=registry,
         )
         self.model_ready = Gauge(
             "ood_model_ready", "1 when warmed up and serving", model, registry=registry

@@ -1,9 +1,10 @@
 """Pure ASGI middleware: a request body byte limit and the HTTP request metrics.
 
 Uvicorn has no body limit, so :class:`BodyLimitMiddleware` counts bytes as they arrive: a
-``Content-Length`` over the limit is refused before the app runs, and a chunked body is cut off as
-soon as the count passes it. Whatever the app then tries to answer is replaced by the 413, so the
-answer does not depend on how a handler reacts to the interrupted body.
+``Content-Length`` over the limit is refused when the handler first asks for the body (before a
+byte is read), and a chunked body is cut off as soon as the count passes it. Whatever else the
+app then tries to answer is replaced by the 413, so the answer does not depend on how a handler
+reacts to the interrupted body.
 
 :class:`HttpMetricsMiddleware` is outermost: it sees every answer, 413s included, and labels it with
 the route template (``/models/{name}/predict``), never the raw path.
@@ -14,7 +15,6 @@ from __future__ import annotations
 import time
 
 from starlette.exceptions import HTTPException
-from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service import errors
@@ -44,15 +44,16 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        if self._declared_length(scope) > self.max_body_bytes:
-            await self._refuse(send)
-            return
         received = 0
         exceeded = False
         started = False
+        declared = _declared_length(scope)
 
         async def counting_receive() -> Message:
             nonlocal received, exceeded
+            if declared > self.max_body_bytes:  # refused before a byte is read
+                exceeded = True
+                raise BodyTooLarge(self.max_body_bytes)
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
@@ -79,21 +80,22 @@ class BodyLimitMiddleware:
         if exceeded and not started:
             await self._refuse(send)
 
-    def _declared_length(self, scope: Scope) -> int:
-        for key, value in scope["headers"]:
-            if key == b"content-length":
-                try:
-                    return int(value)
-                except ValueError:
-                    return 0
-        return 0
-
     async def _refuse(self, send: Send) -> None:
         error = errors.payload_too_large(f"request body exceeds {self.max_body_bytes} bytes")
         self.on_refused("-", "invalid")
         response = errors.error_response(error)
         response.headers["Connection"] = "close"
         await response({"type": "http"}, _no_receive, send)
+
+
+def _declared_length(scope: Scope) -> int:
+    for key, value in scope["headers"]:
+        if key == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return 0
+    return 0
 
 
 async def _no_receive() -> Message:  # pragma: no cover - a plain response never reads
@@ -130,13 +132,7 @@ class HttpMetricsMiddleware:
 
 
 def _route_template(scope: Scope) -> str:
-    """The matched route's path template; routes refused before routing are matched here."""
+    """The matched route's path template, or ``unmatched`` (404s: raw paths are unbounded)."""
     route = scope.get("route")
-    if route is not None and hasattr(route, "path"):
-        return str(route.path)
-    app = scope.get("app")
-    for candidate in getattr(getattr(app, "router", None), "routes", ()):
-        match, _ = candidate.matches(scope)
-        if match is Match.FULL:
-            return str(candidate.path)
-    return "unmatched"
+    path = getattr(route, "path", None)
+    return path if isinstance(path, str) else "unmatched"

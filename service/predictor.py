@@ -57,15 +57,22 @@ class Predictor:
 
     async def _to_batch(self, served: ServedModel, request: PredictRequest) -> Batch:
         """Arrays convert inline (fast); image decoding runs in a thread, off the event loop."""
+
         def convert() -> Batch:
-            return to_batch(request.inputs, served.manifest, preprocessed=request.preprocessed,
-                            max_image_pixels=self.max_image_pixels)
+            return to_batch(
+                request.inputs,
+                served.manifest,
+                preprocessed=request.preprocessed,
+                max_image_pixels=self.max_image_pixels,
+            )
 
         if has_images(request.inputs):
             return await asyncio.to_thread(convert)
         return convert()
 
-    async def infer(self, served: ServedModel, batch: Batch, deadline: float) -> NDArray[np.float32]:
+    async def infer(
+        self, served: ServedModel, batch: Batch, deadline: float
+    ) -> NDArray[np.float32]:
         """Logits for a batch through the model's batcher, with batcher errors as service errors."""
         if served.batcher is None or not served.ready:
             raise errors.model_not_ready(f"model {served.name} is not ready", self.retry_after_s)
@@ -109,7 +116,8 @@ def _check_finite_rows(logits: NDArray[np.float32]) -> None:
         index = int(np.flatnonzero(~finite)[0])
         raise errors.invalid_input(
             f"item {index}: the model produced non-finite logits (input values too extreme?)",
-            index, code="non_finite_output",
+            index,
+            code="non_finite_output",
         )
 
 

@@ -58,12 +58,14 @@ def to_batch(
             if isinstance(item, list):
                 array = _arrays_to_batch([item], shape, first_index=index)[0]
                 batch[index] = (
-                    array if preprocessed
+                    array
+                    if preprocessed
                     else _normalize(array, manifest.preprocessing, channel_axis=0)
                 )
             else:
-                batch[index] = decode_image(item.image, manifest.preprocessing,
-                                            max_image_pixels, index)
+                batch[index] = decode_image(
+                    item.image, manifest.preprocessing, max_image_pixels, index
+                )
     _check_finite(batch)
     return batch
 
@@ -73,9 +75,7 @@ def has_images(items: Sequence[Any]) -> bool:
     return not all(isinstance(item, list) for item in items)
 
 
-def _arrays_to_batch(
-    items: Sequence[Any], shape: tuple[int, ...], first_index: int = 0
-) -> Batch:
+def _arrays_to_batch(items: Sequence[Any], shape: tuple[int, ...], first_index: int = 0) -> Batch:
     try:
         batch = np.asarray(items, dtype=np.float32)
     except (ValueError, TypeError):
@@ -86,9 +86,7 @@ def _arrays_to_batch(
     return batch
 
 
-def _raise_first_bad_shape(
-    items: Sequence[Any], shape: tuple[int, ...], first_index: int
-) -> None:
+def _raise_first_bad_shape(items: Sequence[Any], shape: tuple[int, ...], first_index: int) -> None:
     """Find and report the first item whose nested array is ragged or not ``shape``."""
     for offset, item in enumerate(items):
         index = first_index + offset
@@ -131,8 +129,9 @@ def decode_image(encoded: str, spec: Preprocessing, max_pixels: int, index: int)
     raw = _b64decode(encoded, index)
     image_format = next((fmt for magic, fmt in _MAGIC.items() if raw.startswith(magic)), None)
     if image_format is None:
-        raise errors.invalid_input(f"item {index}: only PNG and JPEG images are accepted",
-                                   index, code="invalid_image")
+        raise errors.invalid_input(
+            f"item {index}: only PNG and JPEG images are accepted", index, code="invalid_image"
+        )
     try:
         image = Image.open(io.BytesIO(raw), formats=[image_format])
         width, height = image.size  # from the header: checked before any pixel is decoded
@@ -140,16 +139,21 @@ def decode_image(encoded: str, spec: Preprocessing, max_pixels: int, index: int)
             raise errors.payload_too_large(
                 f"item {index}: image of {width}x{height} pixels exceeds {max_pixels} pixels",
                 code="image_too_large",
+                item=index,
             )
         image.load()
         pixels = _resize(image, spec)
-    except errors.ServiceError as exc:
-        exc.item = index
+    except errors.ServiceError:
         raise
+    except Image.DecompressionBombError:  # Pillow's own cap, far above ours unless configured
+        raise errors.payload_too_large(
+            f"item {index}: image exceeds {max_pixels} pixels", code="image_too_large", item=index
+        ) from None
     except Exception as exc:  # Pillow raises OSError, ValueError, SyntaxError, struct.error...
         raise errors.invalid_input(
             f"item {index}: cannot decode {image_format} image: {type(exc).__name__}",
-            index, code="invalid_image",
+            index,
+            code="invalid_image",
         ) from None
     chw = pixels[None, :, :] if pixels.ndim == 2 else pixels.transpose(2, 0, 1)
     return _normalize(chw, spec, channel_axis=0)
@@ -161,8 +165,9 @@ def _b64decode(encoded: str, index: int) -> bytes:
     try:
         return base64.b64decode(encoded, validate=True)
     except (binascii.Error, ValueError):
-        raise errors.invalid_input(f"item {index}: image is not valid base64", index,
-                                   code="invalid_image") from None
+        raise errors.invalid_input(
+            f"item {index}: image is not valid base64", index, code="invalid_image"
+        ) from None
 
 
 def _resize(image: Image.Image, spec: Preprocessing) -> Batch:

@@ -93,8 +93,9 @@ class ModelRegistry:
         else:
             return self._missing(name, version)
         if not served.ready:
-            raise errors.model_not_ready(f"model {name} version {served.version} is not ready",
-                                         self.retry_after_s)
+            raise errors.model_not_ready(
+                f"model {name} version {served.version} is not ready", self.retry_after_s
+            )
         return served
 
     def _missing(self, name: str, version: str | None) -> ServedModel:
@@ -123,7 +124,9 @@ class ModelRegistry:
     def start(self, settings: Settings) -> None:
         """Give each loaded version its batcher (on the running loop) and mark it ready."""
         for served in self.all_served():
-            executor = ThreadPoolExecutor(1, thread_name_prefix=f"ort-{served.name}-{served.version}")
+            executor = ThreadPoolExecutor(
+                1, thread_name_prefix=f"ort-{served.name}-{served.version}"
+            )
             self._executors.append(executor)
             served.batcher = DynamicBatcher(
                 run=served.model.run,
@@ -183,8 +186,11 @@ def load_models(settings: Settings, metrics: Metrics) -> ModelRegistry:
         bound.ready.set(0)
         tau = manifest.training.tau
         metrics.model_info.labels(
-            manifest.name, manifest.version, manifest.training.loss,
-            "" if tau is None else f"{tau:g}", model.provider,
+            manifest.name,
+            manifest.version,
+            manifest.training.loss,
+            "" if tau is None else f"{tau:g}",
+            model.provider,
         ).set(1)
         registry.served.setdefault(manifest.name, {})[manifest.version] = ServedModel(
             manifest=manifest,

@@ -196,12 +196,16 @@ def _check_io(graph: onnx.GraphProto, manifest: Manifest, fail: _Fail) -> None:
     _check_tensor(outputs[manifest.output.name], (None, manifest.output.num_classes), fail)
 
 
-def _check_tensor(value: onnx.ValueInfoProto, expected: tuple[int | None, ...], fail: _Fail) -> None:
+def _check_tensor(
+    value: onnx.ValueInfoProto, expected: tuple[int | None, ...], fail: _Fail
+) -> None:
     """Element type float32, rank and static dimensions as expected; batch axis (None) dynamic."""
     tensor_type = value.type.tensor_type
     if tensor_type.elem_type != onnx.TensorProto.FLOAT:
-        raise fail(f"{value.name!r} has element type "
-                   f"{onnx.TensorProto.DataType.Name(tensor_type.elem_type)}, expected FLOAT")
+        raise fail(
+            f"{value.name!r} has element type "
+            f"{onnx.TensorProto.DataType.Name(tensor_type.elem_type)}, expected FLOAT"
+        )
     dims = [dim.dim_value if dim.HasField("dim_value") else None for dim in tensor_type.shape.dim]
     if len(dims) != len(expected):
         raise fail(f"{value.name!r} has rank {len(dims)}, expected {len(expected)}")
@@ -210,4 +214,3 @@ def _check_tensor(value: onnx.ValueInfoProto, expected: tuple[int | None, ...], 
     for axis, (got, want) in enumerate(zip(dims[1:], expected[1:], strict=True), start=1):
         if got is not None and got != want:
             raise fail(f"{value.name!r} axis {axis} is {got}, manifest says {want}")
-

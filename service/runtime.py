@@ -45,8 +45,10 @@ def choose_providers(preferred: tuple[str, ...]) -> list[str]:
     available = set(ort.get_available_providers())
     chosen = [provider for provider in preferred if provider in available]
     if not chosen:
-        raise RuntimeError(f"none of the providers {list(preferred)} is available; "
-                           f"this onnxruntime has {sorted(available)}")
+        raise RuntimeError(
+            f"none of the providers {list(preferred)} is available; "
+            f"this onnxruntime has {sorted(available)}"
+        )
     return chosen
 
 
@@ -62,7 +64,9 @@ class OnnxModel:
         self.provider: str = session.get_providers()[0]
 
     @classmethod
-    def create(cls, artifact: ModelArtifact, options: RuntimeOptions, warmup_batch: int) -> OnnxModel:
+    def create(
+        cls, artifact: ModelArtifact, options: RuntimeOptions, warmup_batch: int
+    ) -> OnnxModel:
         """Session, checks and warm-up; raises :class:`ModelLoadError` with the reason."""
         location = artifact.location
 
@@ -83,7 +87,11 @@ class OnnxModel:
         seconds = model.warm_up(warmup_batch)
         logger.info(
             "loaded model %s version %s on %s (warm-up of %d items took %.1f ms)",
-            location.name, location.version, model.provider, warmup_batch, seconds * 1000,
+            location.name,
+            location.version,
+            model.provider,
+            warmup_batch,
+            seconds * 1000,
         )
         return model
 
@@ -110,15 +118,20 @@ class OnnxModel:
             raise fail(f"session outputs {sorted(outputs)} lack {self._output_names[0]!r}")
         for value, rank in ((inputs[0], 4), (outputs[self._output_names[0]], 2)):
             if value.type != "tensor(float)" or len(value.shape) != rank:
-                raise fail(f"session {value.name!r} is {value.type} of rank {len(value.shape)}, "
-                           f"expected tensor(float) of rank {rank}")
+                raise fail(
+                    f"session {value.name!r} is {value.type} of rank {len(value.shape)}, "
+                    f"expected tensor(float) of rank {rank}"
+                )
 
     def _check_golden(self, fail: _Fail) -> None:
         """Reproduce the logits training recorded for the manifest's golden inputs."""
         golden = self.manifest.golden
         if golden is None:
-            logger.warning("model %s version %s has no golden sample; skipping the check",
-                           self.manifest.name, self.manifest.version)
+            logger.warning(
+                "model %s version %s has no golden sample; skipping the check",
+                self.manifest.name,
+                self.manifest.version,
+            )
             return
         shape = self.manifest.input.shape
         inputs = np.asarray(golden.inputs, dtype=np.float32)
@@ -146,4 +159,3 @@ def _session_options(options: RuntimeOptions) -> ort.SessionOptions:
         "session.intra_op.allow_spinning", "1" if options.allow_spinning else "0"
     )
     return session_options
-

@@ -31,7 +31,7 @@ class ImageItem(BaseModel):
     image: str = Field(description="base64 PNG or JPEG, optionally a data: URL")
 
 
-_ARRAY_EXAMPLE = [[[0.0] * 28] * 28]
+_ARRAY_EXAMPLE: list[Any] = [[[0.0] * 28] * 28]
 
 
 class PredictRequest(BaseModel):
@@ -42,8 +42,12 @@ class PredictRequest(BaseModel):
         json_schema_extra={
             "examples": [
                 {"inputs": [{"image": "iVBORw0KGgo...base64 PNG..."}], "top_k": 3},
-                {"inputs": [_ARRAY_EXAMPLE], "preprocessed": True, "score": "energy",
-                 "target_tpr": 0.95},
+                {
+                    "inputs": [_ARRAY_EXAMPLE],
+                    "preprocessed": True,
+                    "score": "energy",
+                    "target_tpr": 0.95,
+                },
             ]
         },
     )
@@ -51,7 +55,7 @@ class PredictRequest(BaseModel):
     inputs: list[ArrayItem | ImageItem] = Field(
         min_length=1,
         description="items: each a nested array in the model's input shape (C, H, W), or "
-        "{\"image\": base64 PNG/JPEG}",
+        '{"image": base64 PNG/JPEG}',
     )
     preprocessed: bool = Field(
         default=True,
@@ -68,7 +72,9 @@ class PredictRequest(BaseModel):
         default=None, allow_inf_nan=False, description="explicit threshold for the score"
     )
     target_tpr: float | None = Field(
-        default=None, gt=0.0, le=1.0,
+        default=None,
+        gt=0.0,
+        le=1.0,
         description="threshold accepting this fraction of in-distribution inputs, derived from "
         "the model's calibration quantiles",
     )
@@ -112,15 +118,27 @@ class PredictResponse(BaseModel):
 
     model_config = ConfigDict(
         json_schema_extra={
-            "examples": [{
-                "model": "fashion-mnist-logitnorm", "version": "1", "score": "msp",
-                "score_direction": "higher_is_in", "threshold": 0.83, "threshold_source": "manifest", "target_tpr": 0.95,
-                "predictions": [{
-                    "label": "Sneaker", "class_index": 7, "confidence": 0.97,
-                    "scores": {"msp": 0.97, "energy": -24.1, "max_logit": 24.0},
-                    "ood": False, "decision": "accept",
-                }],
-            }]
+            "examples": [
+                {
+                    "model": "fashion-mnist-logitnorm",
+                    "version": "1",
+                    "score": "msp",
+                    "score_direction": "higher_is_in",
+                    "threshold": 0.83,
+                    "threshold_source": "manifest",
+                    "target_tpr": 0.95,
+                    "predictions": [
+                        {
+                            "label": "Sneaker",
+                            "class_index": 7,
+                            "confidence": 0.97,
+                            "scores": {"msp": 0.97, "energy": -24.1, "max_logit": 24.0},
+                            "ood": False,
+                            "decision": "accept",
+                        }
+                    ],
+                }
+            ]
         }
     )
 

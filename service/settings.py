@@ -31,8 +31,8 @@ CONFIG_FILE_ENV = ENV_PREFIX + "CONFIG_FILE"
 class ModelThresholds(BaseModel):
     """Per-model threshold choice; unset fields fall back to the global settings, then the manifest.
 
-    ``threshold`` is an explicit cut-off for ``score`` (or the default score); ``target_tpr`` derives
-    every score's threshold from the manifest's calibration quantiles. Give at most one of them.
+    ``threshold`` is an explicit cut-off for ``score`` (or the default score); ``target_tpr``
+    derives every score's threshold from the manifest's calibration quantiles. Give at most one.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -101,7 +101,9 @@ class Settings(BaseSettings):
         default=None, description="score used when a request names none; None = the manifest's"
     )
     target_tpr: float | None = Field(
-        default=None, gt=0.0, le=1.0,
+        default=None,
+        gt=0.0,
+        le=1.0,
         description="derive every model's thresholds at this TPR; None = the manifest's thresholds",
     )
     model_thresholds: dict[str, ModelThresholds] = Field(

@@ -50,13 +50,16 @@ class ThresholdPolicy:
         own = settings.model_thresholds.get(manifest.name, ModelThresholds())
         default_score = own.score or settings.default_score or manifest.calibration.default_score
         target_tpr = own.target_tpr or settings.target_tpr
-        thresholds = {
-            score: _configured(manifest, score, target_tpr) for score in ScoreName
-        }
+        thresholds = {score: _configured(manifest, score, target_tpr) for score in ScoreName}
         if own.threshold is not None:
             thresholds[default_score] = Threshold(default_score, own.threshold, "settings", None)
-        return cls(manifest, default_score, thresholds,
-                   settings.allow_score_override, settings.allow_threshold_override)
+        return cls(
+            manifest,
+            default_score,
+            thresholds,
+            settings.allow_score_override,
+            settings.allow_threshold_override,
+        )
 
     def resolve(
         self,
@@ -71,7 +74,9 @@ class ThresholdPolicy:
         if threshold is None and target_tpr is None:
             return self.thresholds[chosen]
         if not self.allow_threshold_override:
-            raise errors.override_not_allowed("threshold" if threshold is not None else "target_tpr")
+            raise errors.override_not_allowed(
+                "threshold" if threshold is not None else "target_tpr"
+            )
         if threshold is not None:
             return Threshold(chosen, threshold, "request", None)
         assert target_tpr is not None

@@ -243,7 +243,7 @@ def _header_length(value: str | None, body_length: int) -> int | None:
     if value is None:
         return None
     text = value.strip()
-    if not text.isascii() or not text.isdigit():
+    if not text.isascii() or not text.isdigit() or len(text) > 18:
         raise bad_request(f"{HEADER_LENGTH_HEADER} must be a non-negative integer, got {value!r}")
     length = int(text)
     if length > body_length:
@@ -311,8 +311,15 @@ class _Params:
     binary_output: bool
 
 
-def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+def _number(value: object) -> float | None:
+    """``value`` as a finite float, or None (bools, strings, NaN, inf, ints beyond float range)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 def _request_parameters(params: Mapping[str, ScalarParameter] | None) -> _Params:
@@ -332,31 +339,32 @@ def _request_parameters(params: Mapping[str, ScalarParameter] | None) -> _Params
     threshold = None
     if "threshold" in params:
         value = params["threshold"]
-        if not _is_number(value) or not math.isfinite(float(value)):
+        threshold = _number(value)
+        if threshold is None:
             raise bad_request(f"parameter 'threshold' must be a finite number, got {value!r}")
-        threshold = float(value)
     target_tpr = None
     if "target_tpr" in params:
         value = params["target_tpr"]
-        if not _is_number(value) or not 0.0 < float(value) <= 1.0:
+        target_tpr = _number(value)
+        if target_tpr is None or not 0.0 < target_tpr <= 1.0:
             raise bad_request(f"parameter 'target_tpr' must be a number in (0, 1], got {value!r}")
-        target_tpr = float(value)
     if threshold is not None and target_tpr is not None:
         raise bad_request("give 'threshold' or 'target_tpr', not both")
     timeout_s = None
     if "timeout" in params:
         value = params["timeout"]
-        if not _is_number(value) or not 0.0 <= float(value) < 1e15:
+        timeout_us = _number(value)
+        if timeout_us is None or not 0.0 <= timeout_us < 1e15:
             raise bad_request(
                 f"parameter 'timeout' must be a non-negative number of microseconds, got {value!r}"
             )
-        timeout_s = float(value) / 1e6 or None
+        timeout_s = timeout_us / 1e6 or None
     binary_output = params.get("binary_data_output", False)
     if not isinstance(binary_output, bool):
         raise bad_request(
             f"parameter 'binary_data_output' must be a boolean, got {binary_output!r}"
         )
-    if "priority" in params and not _is_number(params["priority"]):
+    if "priority" in params and _number(params["priority"]) is None:
         raise bad_request(f"parameter 'priority' must be a number, got {params['priority']!r}")
     return _Params(score, threshold, target_tpr, timeout_s, binary_output)
 

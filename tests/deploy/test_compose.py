@@ -20,7 +20,10 @@ def _compose() -> list[str]:
     if shutil.which("docker-compose"):
         return ["docker-compose"]
     docker = shutil.which("docker")
-    if docker and subprocess.run([docker, "compose", "version"], capture_output=True).returncode == 0:
+    if (
+        docker
+        and subprocess.run([docker, "compose", "version"], capture_output=True).returncode == 0
+    ):
         return [docker, "compose"]
     pytest.skip("no compose implementation installed (Debian: apt-get install docker-compose)")
 
@@ -33,6 +36,23 @@ def _config(*files: str) -> dict:
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     return yaml.safe_load(result.stdout)
+
+
+def _port(port: str | dict) -> tuple[str, int]:
+    """(host ip, container port) from the short or long syntax (compose v1 and v2 print both)."""
+    if isinstance(port, dict):
+        return str(port.get("host_ip", "")), int(port["target"])
+    parts = str(port).split("/")[0].split(":")
+    return (parts[0] if len(parts) == 3 else ""), int(parts[-1])
+
+
+def _volume(volume: str | dict) -> dict:
+    """{source, target, read_only} from the short or long volume syntax."""
+    if isinstance(volume, dict):
+        return {"source": volume.get("source", ""), "target": volume["target"],
+                "read_only": bool(volume.get("read_only"))}  # fmt: skip
+    source, target, *mode = str(volume).split(":")
+    return {"source": source, "target": target, "read_only": "ro" in mode}
 
 
 @pytest.mark.parametrize("files", [("docker-compose.yml",),
@@ -63,7 +83,7 @@ def test_service_is_hardened() -> None:
 
 def test_models_mounted_read_only() -> None:
     svc = _config("docker-compose.yml")["services"]["ood-service"]
-    models = [v for v in svc["volumes"] if v["target"] == "/app/models"]
+    models = [_volume(v) for v in svc["volumes"] if _volume(v)["target"] == "/app/models"]
     assert len(models) == 1 and models[0]["read_only"] is True
     assert svc["environment"]["OOD_MODEL_DIR"] == "/app/models"
 
@@ -80,9 +100,9 @@ def test_only_the_api_port_is_published_on_all_interfaces() -> None:
     services = _config("docker-compose.yml")["services"]
     for name, svc in services.items():
         for port in svc.get("ports", []):
-            host_ip = port.get("host_ip", "") if isinstance(port, dict) else ""
+            host_ip, target = _port(port)
             if name == "ood-service":
-                assert port["target"] == 8000
+                assert target == 8000
             else:
                 assert host_ip == "127.0.0.1", f"{name} publishes {port} beyond loopback"
     for name in MONITORING:
@@ -93,13 +113,14 @@ def test_only_the_api_port_is_published_on_all_interfaces() -> None:
 def test_monitoring_stack_loads_the_shipped_files() -> None:
     services = _config("docker-compose.yml")["services"]
     prom = services["prometheus"]
+    volumes = [_volume(v) for v in prom["volumes"]]
     assert any(v["source"].endswith("deploy/prometheus") and v["target"] == "/etc/prometheus"
-               for v in prom["volumes"])  # fmt: skip
+               and v["read_only"] for v in volumes)  # fmt: skip
     assert "--config.file=/etc/prometheus/prometheus.yml" in prom["command"]
     am = services["alertmanager"]
-    assert any(v["source"].endswith("deploy/alertmanager") for v in am["volumes"])
+    assert any(_volume(v)["source"].endswith("deploy/alertmanager") for v in am["volumes"])
     graf = services["grafana"]
-    targets = {v["target"] for v in graf["volumes"]}
+    targets = {_volume(v)["target"] for v in graf["volumes"]}
     assert {"/etc/grafana/provisioning", "/var/lib/grafana/dashboards"} <= targets
     # The names the configs use to reach each other are the compose service names.
     prom_cfg = yaml.safe_load((REPO / "deploy/prometheus/prometheus.yml").read_text())

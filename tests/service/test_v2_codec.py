@@ -10,6 +10,7 @@ skip, and the hand-built cases still cover the same layout.
 
 from __future__ import annotations
 
+import copy
 import gzip
 import json
 import random
@@ -323,6 +324,10 @@ JSON_ERRORS: list[tuple[str, bytes, str]] = [
     ("threshold bool", with_params(threshold=True), "threshold"),
     ("threshold inf", with_param_token("threshold", b"1e400"), "threshold"),
     ("threshold NaN", with_param_token("threshold", b"NaN"), "not valid json"),
+    ("threshold beyond float", with_params(threshold=10**400), "threshold"),
+    ("target_tpr beyond float", with_params(target_tpr=-(10**400)), "target_tpr"),
+    ("timeout beyond float", with_params(timeout=10**400), "timeout"),
+    ("priority beyond float", with_params(priority=10**400), "priority"),
     ("target_tpr zero", with_params(target_tpr=0), "target_tpr"),
     ("target_tpr above one", with_params(target_tpr=1.5), "target_tpr"),
     ("target_tpr bool", with_params(target_tpr=True), "target_tpr"),
@@ -386,6 +391,8 @@ def test_binary_framing_errors() -> None:
     expect_400(body, {HEADER_LENGTH_HEADER: "1e3"}, "non-negative integer")
     expect_400(body, {HEADER_LENGTH_HEADER: "٣"}, "non-negative integer")  # a non-ASCII digit
     expect_400(body, {HEADER_LENGTH_HEADER: "0"}, "missing")
+    expect_400(body, {HEADER_LENGTH_HEADER: "9" * 5000}, "non-negative integer")  # > int() limit
+    expect_400(body, {HEADER_LENGTH_HEADER: ""}, "non-negative integer")
     expect_400(body, {HEADER_LENGTH_HEADER: str(length - 1)}, "not valid json")
     expect_400(body, {HEADER_LENGTH_HEADER: str(length + 1)}, "")
     expect_400(body, {}, "request header is not valid")  # binary bytes parsed as JSON
@@ -429,12 +436,61 @@ def test_mutated_requests_never_raise_anything_but_400() -> None:
         mutated_headers = dict(headers)
         if headers and rng.random() < 0.3:
             mutated_headers[HEADER_LENGTH_HEADER] = str(rng.randint(-2, len(data) + 2))
+        elif rng.random() < 0.05:
+            mutated_headers[HEADER_LENGTH_HEADER] = rng.choice(["", " ", "x", "9" * 30, "+4"])
+        if rng.random() < 0.03:
+            mutated_headers["Content-Encoding"] = rng.choice(["gzip", "deflate", "zstd", ""])
         try:
             req = parse_infer_request(bytes(data), mutated_headers, CONTRACT)
         except V2Error as exc:
             assert exc.status == 400
         else:
             assert req.inputs.dtype == np.float32 and np.isfinite(req.inputs).all()
+
+
+JUNK: list[Any] = [None, True, False, 0, -1, 1.5, 1e308, 10**30, "", "x", "FP32", [], {}, [[1]]]
+
+
+def _paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Every key/index path into a JSON document, except inside the big ``data`` array."""
+    found = [prefix]
+    if isinstance(node, dict):
+        for key, value in node.items():
+            found += _paths(value, (*prefix, key)) if key != "data" else [(*prefix, key)]
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            found += _paths(value, (*prefix, index))
+    return found
+
+
+def test_type_confused_requests_never_raise_anything_but_400() -> None:
+    """Any field replaced by a value of another JSON type, or deleted: 400 or success."""
+    base = {
+        "id": "x",
+        "parameters": {"score": "msp", "threshold": 0.5, "timeout": 10, "binary_data_output": True},
+        "inputs": [input_doc([2, *ITEM], GOOD.tolist(), content_type="np")],
+        "outputs": [{"name": "msp", "parameters": {"binary_data": False}}, {"name": "label"}],
+    }
+    rng = random.Random(99)
+    paths = [p for p in _paths(base) if p]
+    for _ in range(1500):
+        doc = json.loads(json.dumps(base))
+        for _ in range(rng.randint(1, 3)):
+            path = rng.choice(paths)
+            parent = doc
+            try:
+                for key in path[:-1]:
+                    parent = parent[key]
+                if rng.random() < 0.2 and isinstance(parent, dict):
+                    parent.pop(path[-1], None)
+                else:
+                    parent[path[-1]] = copy.deepcopy(rng.choice(JUNK))
+            except (KeyError, IndexError, TypeError):
+                continue
+        try:
+            parse(json_body(doc))
+        except V2Error as exc:
+            assert exc.status == 400
 
 
 # --- responses ------------------------------------------------------------------------------------
