@@ -33,7 +33,7 @@ def model_plots(run: ExperimentRun, data: ExperimentData, out_dir: Path) -> dict
             out_dir / f"hist-{score.value}.png",
             title=f"{loss}: {score.value}, Fashion-MNIST test vs OOD sets",
             threshold=calibration.scores[score].threshold,
-            id_name="Fashion-MNIST (ID)",
+            id_name="Fashion-MNIST",
         )
     written["ROC (MSP)"] = plots.roc_curves(
         id_scores[ScoreName.MSP],
@@ -92,6 +92,6 @@ def benchmark_plots(
             "msp",
             img_dir / f"hist-msp-{loss}.png",
             title=f"{loss}: MSP, Fashion-MNIST test vs OOD sets",
-            id_name="Fashion-MNIST (ID)",
+            id_name="Fashion-MNIST",
         )
     return written
