@@ -13,16 +13,44 @@ from dataclasses import replace
 from pathlib import Path
 
 from training.benchmark import BenchmarkOptions, run_benchmark
+from training.data.cifar import load_cifar
+from training.data.folders import load_image_folder
+from training.data.paths import DataPaths
 from training.distributed import setup, teardown
+from training.evaluate import evaluate_odin
 from training.losses import LOSS_NAMES
 from training.models import MODELS
-from training.pipeline import export_run, load_fashion_mnist_experiment, run_directory, summarize
+from training.pipeline import (
+    ExperimentData,
+    export_run,
+    load_fashion_mnist_experiment,
+    load_labelled_experiment,
+    run_directory,
+    summarize,
+    train_and_score,
+)
 from training.tau_sweep import DEFAULT_TAUS
 from training.train import TrainConfig
 
 
 def _train_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train one Fashion-MNIST model (DDP-ready), optionally export")
+    p.add_argument(
+        "--dataset",
+        default="fashion-mnist",
+        choices=["fashion-mnist", "cifar10", "cifar100", "folder"],
+        help="fashion-mnist (with the five OOD sets) or your own data in --data-dir",
+    )
+    p.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="cifar: the python-pickle directory; folder: a directory with train/ and test/, "
+        "each holding one subfolder of PNG/JPEG images per class",
+    )
+    p.add_argument("--image-size", type=int, default=32, help="folder datasets: resize to this")
+    p.add_argument("--color-mode", choices=["L", "RGB"], default="RGB", help="folder datasets")
+    p.add_argument("--odin", action="store_true", help="also evaluate ODIN (offline only)")
     p.add_argument("--model", default="small_cnn", choices=sorted(MODELS))
     p.add_argument("--loss", default="logitnorm", choices=LOSS_NAMES)
     p.add_argument("--tau", type=float, default=0.1, help="LogitNorm temperature")
@@ -59,8 +87,6 @@ def _benchmark_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    from training.data.paths import DataPaths
-
     config = TrainConfig(
         model=args.model,
         loss=args.loss,
@@ -74,20 +100,17 @@ def cmd_train(args: argparse.Namespace) -> None:
     )
     context = setup(args.device)
     try:
-        data = load_fashion_mnist_experiment(
-            DataPaths.resolve(args.data_root),
-            seed=args.seed,
-            val_size=args.val_size,
-            train_subset=args.train_subset,
-            test_subset=args.test_subset,
-            ood_subset=args.ood_subset,
-        )
-        run_dir = run_directory(args.runs_dir, config)
+        data = _load_data(args)
+        run_dir = run_directory(args.runs_dir, config, data.dataset)
         if args.no_resume and context.is_main:
             (run_dir / "last.pt").unlink(missing_ok=True)
-        run = train_and_score_or_none(config, data, context, run_dir)
+        run = train_and_score(config, data, context, run_dir)
         if run is None:
             return
+        if args.odin:
+            run.evaluation["ood"]["odin"] = evaluate_odin(
+                run.model, data.test_images, data.ood, context.device
+            )
         summary = summarize(run.evaluation)
         print(
             json.dumps(
@@ -106,10 +129,29 @@ def cmd_train(args: argparse.Namespace) -> None:
         teardown(context)
 
 
-def train_and_score_or_none(config, data, context, run_dir):  # type: ignore[no-untyped-def]
-    from training.pipeline import train_and_score
-
-    return train_and_score(config, data, context, run_dir)
+def _load_data(args: argparse.Namespace) -> ExperimentData:
+    """The in-distribution data (and OOD sets) named on the command line."""
+    subsets = {"train_subset": args.train_subset, "test_subset": args.test_subset}
+    if args.dataset == "fashion-mnist":
+        return load_fashion_mnist_experiment(
+            DataPaths.resolve(args.data_root),
+            seed=args.seed,
+            val_size=args.val_size,
+            ood_subset=args.ood_subset,
+            **subsets,
+        )
+    if args.data_dir is None:
+        raise SystemExit(f"--dataset {args.dataset} needs --data-dir")
+    if args.dataset == "folder":
+        train = load_image_folder(args.data_dir / "train", args.image_size, args.color_mode)
+        test = load_image_folder(args.data_dir / "test", args.image_size, args.color_mode)
+    else:
+        which = 10 if args.dataset == "cifar10" else 100
+        train = load_cifar(args.data_dir, which, "train")  # type: ignore[arg-type]
+        test = load_cifar(args.data_dir, which, "test")  # type: ignore[arg-type]
+    return load_labelled_experiment(
+        train[:2], test[:2], list(train[2]), args.dataset, args.seed, args.val_size, **subsets
+    )
 
 
 def cmd_benchmark(args: argparse.Namespace) -> None:

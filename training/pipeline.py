@@ -105,6 +105,86 @@ def load_fashion_mnist_experiment(
     )
 
 
+NOISE_ITEMS = 2000
+
+
+def _noise_sets(shape: tuple[int, ...], seed: int) -> dict[str, np.ndarray]:
+    """Gaussian and uniform noise images of ``shape`` (per item), the OOD sets any dataset has."""
+    rng = np.random.default_rng([seed, 1234])
+    gaussian = np.clip(rng.normal(127.5, 64.0, (NOISE_ITEMS, *shape)), 0, 255)
+    uniform = rng.integers(0, 256, (NOISE_ITEMS, *shape))
+    return {"gaussian": gaussian.astype(np.uint8), "uniform": uniform.astype(np.uint8)}
+
+
+def _channel_outliers(images: np.ndarray, seed: int) -> np.ndarray:
+    """Validation outliers for grayscale [N,H,W] or RGB [N,H,W,3] images.
+
+    RGB images get the same spatial transform on every channel: the generator is re-seeded
+    identically per channel, so the draws (source image, permutation, ...) repeat.
+    """
+    from training.data.outliers import make_validation_outliers
+
+    if images.ndim == 3:
+        return make_validation_outliers(images, seed)
+    channels = [
+        make_validation_outliers(np.ascontiguousarray(images[..., c]), seed) for c in range(3)
+    ]
+    return np.stack(channels, axis=-1)
+
+
+def channel_stats(images: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean and std of uint8 images scaled to [0, 1] (the manifest's normalization)."""
+    pixels = images.reshape(len(images), -1) if images.ndim == 3 else images.reshape(-1, 3)
+    scaled = pixels.astype(np.float64) / 255.0
+    if images.ndim == 3:
+        return (float(scaled.mean()),), (float(scaled.std()),)
+    return tuple(scaled.mean(0).tolist()), tuple(scaled.std(0).tolist())
+
+
+def load_labelled_experiment(
+    train: tuple[np.ndarray, np.ndarray],
+    test: tuple[np.ndarray, np.ndarray],
+    classes: list[str],
+    dataset: str,
+    seed: int = 0,
+    val_size: int = 5000,
+    train_subset: int | None = None,
+    test_subset: int | None = None,
+) -> ExperimentData:
+    """Any uint8 image dataset (CIFAR, an image folder): noise OOD sets, stats from training data.
+
+    Bring-your-own data has no curated OOD test sets; Gaussian and uniform noise are always
+    available, and the validation outliers still drive threshold sanity checks and tau selection.
+    """
+    images, labels = train
+    train_idx, val_idx = train_val_split(len(images), min(val_size, len(images) // 5), seed, labels)
+    if train_subset is not None:
+        train_idx = train_idx[:train_subset]
+    mean, std = channel_stats(images[train_idx])
+    height, width = images.shape[1:3]
+    preprocessing = Preprocessing(
+        color_mode="grayscale" if images.ndim == 3 else "rgb",
+        height=height,
+        width=width,
+        mean=mean,
+        std=std,
+    )
+    test_images, test_labels = test[0][:test_subset], test[1][:test_subset]
+    return ExperimentData(
+        train_images=_tensor(images[train_idx], preprocessing),
+        train_labels=torch.from_numpy(labels[train_idx]),
+        val_images=_tensor(images[val_idx], preprocessing),
+        val_labels=labels[val_idx],
+        test_images=_tensor(test_images, preprocessing),
+        test_labels=test_labels,
+        ood={k: _tensor(v, preprocessing) for k, v in _noise_sets(images.shape[1:], seed).items()},
+        val_outliers=_tensor(_channel_outliers(images[train_idx], seed), preprocessing),
+        classes=classes,
+        preprocessing=preprocessing,
+        dataset=dataset,
+    )
+
+
 @dataclass
 class ExperimentRun:
     """A trained model and its raw logits on every split; metrics are computed from these."""
@@ -149,7 +229,9 @@ def train_and_score(
     run_dir: Path | None,
 ) -> ExperimentRun | None:
     """Train (or resume) and compute logits everywhere. Returns None on non-main DDP ranks."""
-    trainer = Trainer(config, len(data.classes), context, run_dir)
+    prep = data.preprocessing
+    channels = 1 if prep.color_mode == "grayscale" else 3
+    trainer = Trainer(config, len(data.classes), context, run_dir, channels, prep.height)
     result = trainer.fit(data.train_images, data.train_labels)
     if not context.is_main:
         return None
