@@ -32,7 +32,9 @@ def test_logitnorm_equals_cross_entropy_on_normalized_logits(batch):
     by_hand = logits / (tau * logits.norm(dim=1, keepdim=True) + 1e-7)
     assert torch.allclose(logitnorm_loss(logits, targets, tau), F.cross_entropy(by_hand, targets))
     # ...and differs from plain cross-entropy on the raw logits.
-    assert not torch.allclose(logitnorm_loss(logits, targets, tau), F.cross_entropy(logits, targets))
+    assert not torch.allclose(
+        logitnorm_loss(logits, targets, tau), F.cross_entropy(logits, targets)
+    )
 
 
 def test_normalized_logits_have_norm_one_over_tau(batch):
@@ -48,7 +50,9 @@ def test_logitnorm_is_invariant_to_positive_scaling(batch, scale):
     scaled = logitnorm_loss(logits * scale, targets, 0.1)
     assert torch.allclose(base, scaled, rtol=1e-5)
     # Cross-entropy is not: this is what lets CE lower its loss by inflating the norm.
-    assert not torch.allclose(F.cross_entropy(logits, targets), F.cross_entropy(logits * scale, targets))
+    assert not torch.allclose(
+        F.cross_entropy(logits, targets), F.cross_entropy(logits * scale, targets)
+    )
 
 
 @pytest.mark.parametrize("tau", [0.04, 0.1, 0.5, 1.0])

@@ -34,7 +34,7 @@ def exported(tmp_path_factory, data_paths):
 
 
 def test_export_passes_parity_and_writes_a_valid_manifest(exported):
-    data, run, model_dir, parity = exported
+    data, _run, model_dir, parity = exported
     assert parity <= 1e-4
     manifest = read_manifest(model_dir / "manifest.json")
     assert manifest.onnx.sha256 == sha256_of(model_dir / "model.onnx")
@@ -46,7 +46,7 @@ def test_export_passes_parity_and_writes_a_valid_manifest(exported):
 
 
 def test_calibrated_thresholds_accept_the_target_share_of_validation(exported):
-    data, run, model_dir, _ = exported
+    _data, run, model_dir, _ = exported
     manifest = read_manifest(model_dir / "manifest.json")
     scores = compute_scores(run.val_logits)
     for name in ScoreName:
@@ -56,7 +56,7 @@ def test_calibrated_thresholds_accept_the_target_share_of_validation(exported):
 
 def test_onnx_model_runs_with_onnxruntime_alone(exported):
     """The acceptance check: plain onnxruntime + the manifest, with torch made unimportable."""
-    _, run, model_dir, _ = exported
+    _, _run, model_dir, _ = exported
     script = f"""
 import sys, json
 sys.modules["torch"] = None  # any torch import now fails
@@ -76,4 +76,3 @@ print(json.dumps(compute_scores(logits)["msp"].tolist()))
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert len(done.stdout.strip().strip("[]").split(",")) == 4
-

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import replace
 
@@ -47,7 +48,7 @@ def test_training_logs_history_and_learns():
     assert [row.epoch for row in result.history] == [1, 2, 3]
     assert all(row.samples == len(images) for row in result.history)
     assert all(row.mean_logit_norm > 0 for row in result.history)
-    accuracy = (predict_logits(result.model, images, torch.device("cpu")).argmax(1) == labels.numpy())
+    accuracy = predict_logits(result.model, images, torch.device("cpu")).argmax(1) == labels.numpy()
     assert accuracy.mean() > 0.6
 
 
@@ -79,10 +80,8 @@ def _fit_epochs(trainer: Trainer, images, labels, stop_after: int):
         return original(*args, **kwargs)
 
     trainer._train_epoch = limited  # type: ignore[method-assign]
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         trainer.fit(images, labels)
-    except KeyboardInterrupt:
-        pass
     return trainer.history
 
 
