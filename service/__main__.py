@@ -1,8 +1,9 @@
 """``python -m service`` (console script ``ood-service``): run one worker process with uvicorn.
 
 Flags override ``OOD_*`` environment variables, which override the YAML file named by
-``--config`` / ``OOD_CONFIG_FILE``. Exit status: 0 after a clean shutdown, 2 for invalid settings,
-3 (uvicorn's start-up failure) when a model cannot be loaded.
+``--config`` / ``OOD_CONFIG_FILE``. Exit status: 0 after a clean shutdown (SIGTERM included, see
+:mod:`service.lifecycle`), 2 for invalid settings, 3 (uvicorn's start-up failure) when a model
+cannot be loaded.
 """
 
 from __future__ import annotations
@@ -15,7 +16,10 @@ from typing import Any
 
 import uvicorn
 from pydantic import ValidationError
+from uvicorn.main import STARTUP_FAILURE
 
+from service.http_protocol import protocol_with_header_timeout
+from service.lifecycle import GracefulServer
 from service.main import create_app
 from service.settings import Settings
 
@@ -43,8 +47,9 @@ def main(argv: list[str] | None = None) -> None:
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    uvicorn.run(
-        create_app(settings),
+    app = create_app(settings)
+    config = uvicorn.Config(
+        app,
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level.lower(),
@@ -52,7 +57,17 @@ def main(argv: list[str] | None = None) -> None:
         workers=1,
         timeout_graceful_shutdown=settings.graceful_shutdown_s,
         server_header=False,
+        http=protocol_with_header_timeout(settings.header_timeout_s),
     )
+    server = GracefulServer(
+        config,
+        app.state.ood,
+        shutdown_delay_s=settings.shutdown_delay_s,
+        graceful_shutdown_s=settings.graceful_shutdown_s,
+    )
+    server.run()
+    if not server.started:
+        sys.exit(STARTUP_FAILURE)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,9 @@ passed when the run ends, so under load batches grow without waiting.
 A request may be split across batches and may be larger than one batch. The queue is bounded in
 items (:class:`QueueFull`); a request past its deadline, or whose caller was cancelled (client
 disconnected), is dropped from the queue, and its items that were not yet taken are never run.
-A failing run fails only the requests in that batch; the loop keeps going.
+A failing run is retried request by request, so only the request that makes it fail gets
+the error; an exception anywhere else in a round fails that round's requests, and the loop
+keeps going either way.
 
 The batcher knows nothing of HTTP or manifests, so other protocols (the v2 routes) share it.
 """
@@ -139,18 +141,21 @@ class DynamicBatcher:
         now = time.monotonic()
         if deadline <= now:
             raise DeadlineExceeded()
-        request = _Request(items, deadline, now, asyncio.get_running_loop().create_future())
+        loop = asyncio.get_running_loop()
+        request = _Request(items, deadline, now, loop.create_future())
         was_idle = self._queued_items == 0
         self._queue.append(request)
         self._queued_items += count
         self._report_depth()
         if was_idle or self._queued_items >= self.max_batch_size:
             self._wakeup.set()
+        # a timer that fails the future, not asyncio.wait_for: on Python 3.11 that costs a second
+        # future and several callbacks per request
+        timer = loop.call_later(deadline - now, _expire, request.future)
         try:
-            return await asyncio.wait_for(request.future, deadline - now)
-        except TimeoutError:
-            raise DeadlineExceeded() from None
+            return await request.future
         finally:
+            timer.cancel()
             self._abandon(request)
 
     async def close(self) -> None:
@@ -168,10 +173,15 @@ class DynamicBatcher:
 
     async def _loop(self) -> None:
         while not self._closed:
-            await self._wait_for_batch()
-            slices = self._take_batch()
-            if slices:
-                await self._run_batch(slices)
+            slices: list[_Slice] = []
+            try:
+                await self._wait_for_batch()
+                slices = self._take_batch()
+                if slices:
+                    await self._run_batch(slices)
+            except Exception as exc:  # a bug anywhere in one round must not stop the loop
+                logger.exception("batching round of %s failed; the loop goes on", self.name)
+                self._fail_slices(slices, exc)
 
     async def _wait_for_batch(self) -> None:
         """Until the batch is full, or ``max_delay_s`` after its first item arrived, or closing."""
@@ -186,10 +196,15 @@ class DynamicBatcher:
             remaining = self._queue[0].enqueued_at + self.max_delay_s - time.monotonic()
             if remaining <= 0:
                 return
+            # a timer that sets the event, not asyncio.wait_for (a task per wait on Python 3.11)
             self._wakeup.clear()
+            timeout = _Timeout()
+            timer = asyncio.get_running_loop().call_later(remaining, timeout.fire, self._wakeup)
             try:
-                await asyncio.wait_for(self._wakeup.wait(), remaining)
-            except TimeoutError:
+                await self._wakeup.wait()
+            finally:
+                timer.cancel()
+            if timeout.fired:  # the event loop's clock may round the delay down: no re-arming
                 return
 
     def _drop_dead_head(self) -> None:
@@ -219,34 +234,59 @@ class DynamicBatcher:
                 self._queue.popleft()
         self._report_depth()
         if slices and self.observer is not None:
-            self.observer.batch_started(
+            _observe(
+                self.observer.batch_started,
                 self.max_batch_size - space,
                 [(now - s.request.enqueued_at, s.stop - s.start) for s in slices],
             )
         return slices
 
     async def _run_batch(self, slices: list[_Slice]) -> None:
-        loop = asyncio.get_running_loop()
         try:
             batch = _concatenate(slices)
-            outputs, seconds = await loop.run_in_executor(self.executor, self._timed_run, batch)
+            outputs, seconds = await self._in_worker(batch)
+            if len(outputs) != len(batch):
+                raise RuntimeError(f"run returned {len(outputs)} rows for {len(batch)} items")
         except Exception as exc:
-            logger.error(
-                "inference failed for a batch of %d requests on %s: %s", len(slices), self.name, exc
-            )
-            for s in slices:
-                failure = InferenceFailed(str(exc)[:300])
-                failure.__cause__ = exc
-                self._fail(s.request, failure)
+            if len(slices) > 1:  # find the culprit: the other requests must not fail with it
+                logger.warning(
+                    "a batch of %d requests failed on %s (%s); running them one by one",
+                    len(slices),
+                    self.name,
+                    exc,
+                )
+                for s in slices:
+                    if not s.request.future.done():  # not expired or abandoned meanwhile
+                        await self._run_batch([s])
+                return
+            logger.error("inference failed for a request on %s: %s", self.name, exc)
+            self._fail_slices(slices, exc)
             return
         if self.observer is not None:
-            self.observer.inference_done(seconds)
+            _observe(self.observer.inference_done, seconds)
         self._distribute(slices, outputs)
 
-    def _timed_run(self, batch: NDArray[np.float32]) -> tuple[NDArray[np.float32], float]:
-        start = time.monotonic()
-        outputs = self.run(batch)
-        return outputs, time.monotonic() - start
+    def _in_worker(self, batch: NDArray[np.float32]) -> asyncio.Future[_Timed]:
+        """Run the batch in the executor; the worker resolves the loop's future directly.
+
+        Cheaper than ``loop.run_in_executor``, which chains a ``concurrent.futures.Future`` to
+        an asyncio one (locks and several callbacks per batch): one ``call_soon_threadsafe``.
+        """
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[_Timed] = loop.create_future()
+
+        def work() -> None:
+            try:
+                start = time.monotonic()
+                outputs = self.run(batch)
+                result = (outputs, time.monotonic() - start)
+            except BaseException as exc:
+                loop.call_soon_threadsafe(_set_exception, future, exc)
+            else:
+                loop.call_soon_threadsafe(_set_result, future, result)
+
+        self.executor.submit(work)
+        return future
 
     def _distribute(self, slices: list[_Slice], outputs: NDArray[np.float32]) -> None:
         offset = 0
@@ -277,6 +317,13 @@ class DynamicBatcher:
             self._report_depth()
         request.abandoned = True
 
+    def _fail_slices(self, slices: list[_Slice], exc: Exception) -> None:
+        """Fail every request with items in a batch that could not be run or handed out."""
+        for s in slices:
+            failure = InferenceFailed(str(exc)[:300])
+            failure.__cause__ = exc
+            self._fail(s.request, failure)
+
     def _fail(self, request: _Request, error: BatcherError) -> None:
         self._abandon(request)
         if not request.future.done():
@@ -285,6 +332,42 @@ class DynamicBatcher:
     def _report_depth(self) -> None:
         if self.observer is not None:
             self.observer.queue_depth(self._queued_items)
+
+
+_Timed = tuple[NDArray[np.float32], float]
+
+
+class _Timeout:
+    """Remembers whether a timer fired before the event it sets."""
+
+    fired = False
+
+    def fire(self, event: asyncio.Event) -> None:
+        self.fired = True
+        event.set()
+
+
+def _expire(future: asyncio.Future[NDArray[np.float32]]) -> None:
+    if not future.done():
+        future.set_exception(DeadlineExceeded())
+
+
+def _set_result(future: asyncio.Future[_Timed], result: _Timed) -> None:
+    if not future.done():
+        future.set_result(result)
+
+
+def _set_exception(future: asyncio.Future[_Timed], exc: BaseException) -> None:
+    if not future.done():
+        future.set_exception(exc)
+
+
+def _observe(hook: Callable[..., None], *args: object) -> None:
+    """Call an observer hook; a failing measurement must not fail the requests it measures."""
+    try:
+        hook(*args)
+    except Exception:
+        logger.exception("batch observer %s failed", getattr(hook, "__name__", hook))
 
 
 def _concatenate(slices: list[_Slice]) -> NDArray[np.float32]:

@@ -143,10 +143,10 @@ def model_not_ready(message: str, retry_after_s: int) -> ServiceError:
     )
 
 
-def overloaded(retry_after_s: int) -> ServiceError:
-    """503 + Retry-After: the model's queue is full; the client should back off."""
+def overloaded(retry_after_s: int, status: int = 503) -> ServiceError:
+    """503 (or 429, see ``overload_status``) + Retry-After: the model's queue is full."""
     return ServiceError(
-        503,
+        status,
         "overloaded",
         "the model's queue is full, retry later",
         reason="overload",
@@ -169,6 +169,17 @@ def timed_out(timeout_s: float) -> ServiceError:
     """504: the request did not finish within the per-request timeout."""
     return ServiceError(
         504, "timeout", f"the request did not complete within {timeout_s:g} s", reason="timeout"
+    )
+
+
+def body_timeout(timeout_s: float) -> ServiceError:
+    """408: the request body did not arrive in time (a slow or stalled client)."""
+    return ServiceError(
+        408,
+        "body_timeout",
+        f"the request body did not arrive within {timeout_s:g} s",
+        reason="invalid",
+        headers={"Connection": "close"},
     )
 
 

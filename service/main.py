@@ -60,6 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             max_image_pixels=settings.max_image_pixels,
             request_timeout_s=settings.request_timeout_s,
             retry_after_s=settings.retry_after_s,
+            overload_status=settings.overload_status,
         ),
     )
     docs = settings.enable_docs
@@ -80,10 +81,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(v2_routes.router)
     if settings.enable_metrics:
         app.include_router(metrics_route.router)
-    # added last = outermost: metrics see every answer, the body limit's 413s included
+    # added last = outermost: metrics see every answer, the body guard's 413s and 408s included
     app.add_middleware(
         BodyLimitMiddleware,
         max_body_bytes=settings.max_body_bytes,
+        body_timeout_s=settings.body_timeout_s,
         on_refused=metrics.count_refused,
     )
     app.add_middleware(HttpMetricsMiddleware, metrics=metrics)

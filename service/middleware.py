@@ -1,17 +1,24 @@
-"""Pure ASGI middleware: a request body byte limit and the HTTP request metrics.
+"""Pure ASGI middleware: a request body byte limit and read deadline, and the HTTP metrics.
 
-Uvicorn has no body limit, so :class:`BodyLimitMiddleware` counts bytes as they arrive: a
-``Content-Length`` over the limit is refused when the handler first asks for the body (before a
-byte is read), and a chunked body is cut off as soon as the count passes it. Whatever else the
-app then tries to answer is replaced by the 413, so the answer does not depend on how a handler
-reacts to the interrupted body.
+Uvicorn has no body limit and no body read timeout, so :class:`BodyLimitMiddleware` watches the
+body as it arrives:
 
-:class:`HttpMetricsMiddleware` is outermost: it sees every answer, 413s included, and labels it with
-the route template (``/models/{name}/predict``), never the raw path.
+* a ``Content-Length`` over the limit is refused (413) when the handler first asks for the body,
+  before a byte is read; a chunked body is cut off (413) as soon as the count passes the limit;
+* the whole body must arrive within ``body_timeout_s`` of the request reaching the app, else 408:
+  a slow-loris client that trickles its body cannot hold a request (and a worker's attention)
+  open. Once the body is complete, later ``receive`` calls (disconnect watching) are not timed.
+
+Whatever the app then answers is dropped and the refusal (with ``Connection: close``) is sent
+instead, so the answer does not depend on how a handler reacts to the interrupted body.
+
+:class:`HttpMetricsMiddleware` is outermost: it sees every answer, 413s and 408s included, and
+labels it with the route template (``/models/{name}/predict``), never the raw path.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from starlette.exceptions import HTTPException
@@ -21,23 +28,31 @@ from service import errors
 from service.metrics import Metrics
 
 
-class BodyTooLarge(HTTPException):
-    """Raised from ``receive`` once the body passes the limit.
+class BodyRefused(HTTPException):
+    """Raised from ``receive`` when the body is over the limit or late.
 
-    An ``HTTPException`` so that FastAPI's body parsing re-raises it as it is and the error
-    handlers answer it in the service's format.
+    An ``HTTPException`` so that FastAPI's body parsing re-raises it as it is; the middleware
+    answers it (the app's own answer is dropped).
     """
 
-    def __init__(self, limit: int) -> None:
-        super().__init__(413, f"request body exceeds {limit} bytes")
+    def __init__(self, error: errors.ServiceError) -> None:
+        super().__init__(error.status, error.message)
+        self.error = error
 
 
 class BodyLimitMiddleware:
-    """413 for request bodies over ``max_body_bytes``, counted as they arrive."""
+    """413 for bodies over ``max_body_bytes``, 408 for bodies not complete within the timeout."""
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int, on_refused: errors.RefusedHook) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_body_bytes: int,
+        on_refused: errors.RefusedHook,
+        body_timeout_s: float = 30.0,
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.body_timeout_s = body_timeout_s
         self.on_refused = on_refused
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -45,44 +60,60 @@ class BodyLimitMiddleware:
             await self.app(scope, receive, send)
             return
         received = 0
-        exceeded = False
+        body_done = False
         started = False
+        refusal: errors.ServiceError | None = None
         declared = _declared_length(scope)
+        deadline = time.monotonic() + self.body_timeout_s
 
-        async def counting_receive() -> Message:
-            nonlocal received, exceeded
+        def refuse(error: errors.ServiceError) -> BodyRefused:
+            nonlocal refusal
+            refusal = error
+            return BodyRefused(error)
+
+        async def guarded_receive() -> Message:
+            nonlocal received, body_done
+            if body_done:
+                return await receive()
+            if refusal is not None:  # the handler asks again after a refusal: nothing more comes
+                raise BodyRefused(refusal)
             if declared > self.max_body_bytes:  # refused before a byte is read
-                exceeded = True
-                raise BodyTooLarge(self.max_body_bytes)
-            message = await receive()
+                raise refuse(self._too_large())
+            try:
+                async with asyncio.timeout(deadline - time.monotonic()):
+                    message = await receive()
+            except TimeoutError:
+                raise refuse(errors.body_timeout(self.body_timeout_s)) from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_body_bytes:
-                    exceeded = True
-                    raise BodyTooLarge(self.max_body_bytes)
+                    raise refuse(self._too_large())
+                body_done = not message.get("more_body", False)
+            else:  # http.disconnect: no body will follow
+                body_done = True
             return message
 
         async def guarded_send(message: Message) -> None:
             nonlocal started
-            if message["type"] == "http.response.start":
-                if exceeded and message["status"] != 413:
-                    return  # a handler answered the cut-off body otherwise: the 413 replaces it
-                started = True
-            elif not started:
-                return
+            if refusal is not None and not started:
+                return  # the app answered the interrupted body its own way; the refusal replaces it
+            started = started or message["type"] == "http.response.start"
             await send(message)
 
         try:
-            await self.app(scope, counting_receive, guarded_send)
+            await self.app(scope, guarded_receive, guarded_send)
         except Exception:
-            if not exceeded or started:
+            if refusal is None or started:
                 raise
-        if exceeded and not started:
-            await self._refuse(send)
+        if refusal is not None and not started:
+            await self._refuse(refusal, send)
 
-    async def _refuse(self, send: Send) -> None:
-        error = errors.payload_too_large(f"request body exceeds {self.max_body_bytes} bytes")
-        self.on_refused("-", "invalid")
+    def _too_large(self) -> errors.ServiceError:
+        return errors.payload_too_large(f"request body exceeds {self.max_body_bytes} bytes")
+
+    async def _refuse(self, error: errors.ServiceError, send: Send) -> None:
+        if error.reason is not None:
+            self.on_refused("-", error.reason)
         response = errors.error_response(error)
         response.headers["Connection"] = "close"
         await response({"type": "http"}, _no_receive, send)

@@ -37,11 +37,16 @@ class Predictor:
     max_image_pixels: int
     request_timeout_s: float
     retry_after_s: int
+    overload_status: int = 503
 
     async def predict(
-        self, served: ServedModel, request: PredictRequest, deadline: float
+        self, served: ServedModel, request: PredictRequest, started: float
     ) -> dict[str, Any]:
-        """The response body (see :class:`service.schemas.PredictResponse`)."""
+        """The response body (see :class:`service.schemas.PredictResponse`).
+
+        ``started`` is when the request arrived (``time.monotonic()``); it must be answered
+        within the server's ``request_timeout_s`` or the request's own, lower ``timeout``.
+        """
         num_classes = served.manifest.output.num_classes
         if len(request.inputs) > self.max_items_per_request:
             raise errors.payload_too_large(
@@ -51,8 +56,9 @@ class Predictor:
         if request.top_k is not None and request.top_k > num_classes:
             raise errors.invalid_input(f"top_k {request.top_k} exceeds {num_classes} classes")
         threshold = served.policy.resolve(request.score, request.threshold, request.target_tpr)
+        timeout_s = self.timeout_for(request.timeout)
         batch = await self._to_batch(served, request)
-        logits = await self.infer(served, batch, deadline)
+        logits = await self.infer(served, batch, started + timeout_s, timeout_s)
         return build_response(served, request, threshold, logits)
 
     async def _to_batch(self, served: ServedModel, request: PredictRequest) -> Batch:
@@ -70,18 +76,27 @@ class Predictor:
             return await asyncio.to_thread(convert)
         return convert()
 
+    def timeout_for(self, requested_s: float | None) -> float:
+        """The timeout in force: the server's, or the request's when that is lower."""
+        if requested_s is None or not requested_s > 0:
+            return self.request_timeout_s
+        return min(self.request_timeout_s, requested_s)
+
     async def infer(
-        self, served: ServedModel, batch: Batch, deadline: float
+        self, served: ServedModel, batch: Batch, deadline: float, timeout_s: float | None = None
     ) -> NDArray[np.float32]:
-        """Logits for a batch through the model's batcher, with batcher errors as service errors."""
+        """Logits for a batch through the model's batcher, with batcher errors as service errors.
+
+        ``deadline`` is on ``time.monotonic()``; ``timeout_s`` is only quoted in the 504.
+        """
         if served.batcher is None or not served.ready:
             raise errors.model_not_ready(f"model {served.name} is not ready", self.retry_after_s)
         try:
             return await served.batcher.submit(batch, deadline)
         except QueueFull:
-            raise errors.overloaded(self.retry_after_s) from None
+            raise errors.overloaded(self.retry_after_s, self.overload_status) from None
         except DeadlineExceeded:
-            raise errors.timed_out(self.request_timeout_s) from None
+            raise errors.timed_out(timeout_s or self.request_timeout_s) from None
         except BatcherClosed:
             raise errors.shutting_down(self.retry_after_s) from None
         except InferenceFailed:

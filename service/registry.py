@@ -72,6 +72,10 @@ class ModelRegistry:
     retry_after_s: int = 1
     served: dict[str, dict[str, ServedModel]] = field(default_factory=dict)
     failed: dict[str, dict[str, FailedModel]] = field(default_factory=dict)
+    #: shutdown began: not ready any more (probes answer 503), requests are still served
+    draining: bool = False
+    #: the server stops: new requests get 503 shutting_down, accepted ones are finished
+    stopping: bool = False
     _executors: list[ThreadPoolExecutor] = field(default_factory=list)
 
     def get(self, name: str | None, version: str | None = None) -> ServedModel:
@@ -80,6 +84,8 @@ class ModelRegistry:
         ``name=None`` means the default model, ``version=None`` its latest loaded version. Names
         are only compared with loaded ones (never used to build a path or a metric label).
         """
+        if self.stopping:
+            raise errors.shutting_down(self.retry_after_s)
         name = self.default_model if name is None else name
         if not _NAME.fullmatch(name) or (version is not None and not _VERSION.fullmatch(version)):
             raise errors.model_not_found("no such model or version")
@@ -117,9 +123,9 @@ class ModelRegistry:
 
     @property
     def ready(self) -> bool:
-        """Ready to serve: the default model's latest version is loaded and warmed up."""
+        """Ready: the default model's latest version is warmed up, and shutdown has not begun."""
         versions = self.served.get(self.default_model, {})
-        return bool(versions) and versions[max(versions, key=int)].ready
+        return not self.draining and bool(versions) and versions[max(versions, key=int)].ready
 
     def start(self, settings: Settings) -> None:
         """Give each loaded version its batcher (on the running loop) and mark it ready."""
@@ -141,6 +147,28 @@ class ModelRegistry:
             served.batcher.start()
             served.ready = True
             served.metrics.ready.set(1)
+
+    def begin_drain(self) -> None:
+        """Shutdown began: report not ready (probes, ``ood_model_ready``) but go on serving."""
+        self.draining = True
+        for served in self.all_served():
+            served.metrics.ready.set(0)
+
+    def begin_stop(self) -> None:
+        """Refuse new requests (503 ``shutting_down``); the accepted ones go on to their answer."""
+        self.begin_drain()
+        self.stopping = True
+
+    async def fail_queued(self) -> None:
+        """Fail every request still queued with 503 ``shutting_down``; running batches finish.
+
+        Called shortly before the server's graceful-shutdown time runs out: what uvicorn cancels
+        then would otherwise become a 500.
+        """
+        self.begin_stop()
+        for served in self.all_served():
+            if served.batcher is not None:
+                await served.batcher.close()
 
     async def stop(self) -> None:
         """Not ready any more; fail queued requests (503), finish running batches, free threads."""

@@ -80,6 +80,13 @@ class PredictRequest(BaseModel):
     )
     top_k: int | None = Field(default=None, ge=1, description="also return the k likeliest classes")
     return_probabilities: bool = Field(default=False, description="also return all probabilities")
+    timeout: float | None = Field(
+        default=None,
+        ge=0.001,
+        le=3600.0,
+        allow_inf_nan=False,
+        description="seconds to answer within (else 504); only lowers the server's timeout",
+    )
 
     @model_validator(mode="after")
     def _one_threshold_rule(self) -> PredictRequest:

@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -67,7 +67,31 @@ class Settings(BaseSettings):
     host: str = Field(default="127.0.0.1", description="bind address; 0.0.0.0 only on purpose")
     port: int = Field(default=8000, ge=0, le=65535)
     log_level: str = Field(default="info")
-    graceful_shutdown_s: int = Field(default=10, ge=0, description="uvicorn graceful timeout")
+    graceful_shutdown_s: int = Field(
+        default=10,
+        ge=0,
+        description="after SIGTERM, how long accepted requests may take to finish; requests "
+        "still queued shortly before it runs out get 503 shutting_down",
+    )
+    shutdown_delay_s: float = Field(
+        default=0.0,
+        ge=0.0,
+        le=300.0,
+        description="after SIGTERM, stay up this long not ready (503 on /readyz) but serving, "
+        "so load balancers stop sending before the server stops accepting",
+    )
+    header_timeout_s: float = Field(
+        default=10.0,
+        gt=0.0,
+        description="a connection must complete its request headers within this many seconds, "
+        "else it is closed (408); applies to python -m service",
+    )
+    body_timeout_s: float = Field(
+        default=30.0,
+        gt=0.0,
+        description="the whole request body must arrive within this many seconds after the "
+        "headers, else 408 (slow clients cannot hold a request open)",
+    )
     enable_docs: bool = Field(default=True, description="serve /docs, /redoc and /openapi.json")
     enable_metrics: bool = Field(default=True, description="serve /metrics")
 
@@ -87,9 +111,16 @@ class Settings(BaseSettings):
     max_delay_ms: float = Field(
         default=2.0, ge=0.0, description="longest wait for a batch to fill after its first item"
     )
-    max_queue_items: int = Field(default=1024, ge=1, description="beyond it: 503 + Retry-After")
-    request_timeout_s: float = Field(default=10.0, gt=0.0, description="beyond it: 504")
-    retry_after_s: int = Field(default=1, ge=0, description="Retry-After on 503 answers")
+    max_queue_items: int = Field(
+        default=1024, ge=1, description="queued items per model version; beyond it: overload"
+    )
+    overload_status: int = Field(
+        default=503, description="status of an overload refusal, 503 or 429 (with Retry-After)"
+    )
+    request_timeout_s: float = Field(
+        default=10.0, gt=0.0, description="beyond it: 504; a request may ask for less"
+    )
+    retry_after_s: int = Field(default=1, ge=0, description="Retry-After on 503/429 answers")
 
     # --- input limits
     max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
@@ -113,6 +144,13 @@ class Settings(BaseSettings):
     allow_threshold_override: bool = Field(
         default=True, description="requests may set threshold or target_tpr"
     )
+
+    @field_validator("overload_status")
+    @classmethod
+    def _overload_status(cls, status: int) -> int:
+        if status not in (503, 429):
+            raise ValueError("overload_status must be 503 or 429")
+        return status
 
     @model_validator(mode="after")
     def _limits_fit(self) -> Settings:

@@ -11,17 +11,15 @@ disconnects is dropped from the queue and costs no inference.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
-from collections.abc import Coroutine
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from pydantic import ValidationError
-from starlette.types import Receive
 
 from service import errors
+from service.disconnect import unless_disconnected
 from service.schemas import PredictRequest, PredictResponse
 from service.state import AppState
 
@@ -31,10 +29,12 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": errors.ServiceErrorResponse, "description": description}
     for status, description in {
         400: "malformed JSON",
+        408: "the body did not arrive within the body timeout",
         403: "a per-request override is disabled on this server",
         404: "unknown model or version",
         413: "body, item count or image size over the limit",
         415: "Content-Type is not application/json",
+        429: "queue full, when the server is configured to answer overload with 429",
         422: "invalid item (the error names it) or option",
         500: "inference failed for the batch holding this request",
         503: "model not ready, queue full or shutting down (see Retry-After)",
@@ -96,13 +96,13 @@ async def predict_version(request: Request, name: str, version: str) -> Response
 async def _predict(
     request: Request, state: AppState, name: str | None, version: str | None
 ) -> Response:
-    deadline = time.monotonic() + state.settings.request_timeout_s
+    started = time.monotonic()
     served = state.models().get(name, version)
     try:
         body = await _read_json_body(request)
         predict_request = _parse(body)
-        result = await _unless_disconnected(
-            request.receive, state.predictor.predict(served, predict_request, deadline)
+        result = await unless_disconnected(
+            request.receive, state.predictor.predict(served, predict_request, started)
         )
     except errors.ServiceError as exc:
         exc.model = served.name
@@ -124,35 +124,3 @@ def _parse(body: bytes) -> PredictRequest:
         raise errors.summarize_validation_errors(
             exc.errors(include_input=False, include_url=False)
         ) from None
-
-
-async def _unless_disconnected(
-    receive: Receive, work: Coroutine[Any, Any, dict[str, Any]]
-) -> dict[str, Any]:
-    """Run ``work`` unless the client disconnects first; then cancel it (leaving the queue)."""
-    task = asyncio.ensure_future(work)
-    watcher = asyncio.ensure_future(_disconnected(receive))
-    try:
-        done, _ = await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
-    except BaseException:  # this handler itself was cancelled
-        task.cancel()
-        watcher.cancel()
-        raise
-    if task in done or watcher.exception() is not None:
-        watcher.cancel()
-        return await task
-    task.cancel()
-    task.add_done_callback(_retrieve)
-    raise errors.client_disconnected()
-
-
-def _retrieve(task: asyncio.Future[Any]) -> None:
-    """Mark a cancelled task's outcome as seen (no 'exception never retrieved' warnings)."""
-    if not task.cancelled():
-        task.exception()
-
-
-async def _disconnected(receive: Receive) -> None:
-    """Return when the client disconnects (the body has been read: nothing else arrives)."""
-    while (await receive())["type"] != "http.disconnect":
-        pass

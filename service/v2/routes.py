@@ -20,7 +20,6 @@ body-limit middleware before this router runs, in the service's own error format
 
 from __future__ import annotations
 
-import math
 import time
 from typing import Annotated, Any
 
@@ -29,11 +28,13 @@ from fastapi import APIRouter, Depends, Request, Response
 from numpy.typing import NDArray
 
 from service import errors
+from service.disconnect import unless_disconnected
 from service.registry import ServedModel
 from service.scores import DIRECTIONS, ScoreName, accepts, compute_scores, softmax
 from service.state import AppState, app_state
 from service.thresholds import Threshold
 from service.v2.codec import (
+    BINARY_MEDIA_TYPE,
     HEADER_LENGTH_HEADER,
     JSON_MEDIA_TYPE,
     InputContract,
@@ -60,6 +61,10 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorResponse, "description": description}
     for status, description in {
         400: "bad request: malformed body, wrong datatype or shape, bad parameter",
+        408: "the body did not arrive within the body timeout",
+        413: "body over the size limit (in the service's error format)",
+        415: "Content-Type is neither JSON nor application/octet-stream",
+        429: "queue full, when the server is configured to answer overload with 429",
         403: "a per-request score or threshold override is disabled on this server",
         404: "unknown model or version",
         500: "inference failed for the batch holding this request",
@@ -172,6 +177,19 @@ def _error(status: int, message: str, headers: dict[str, str] | None = None) -> 
     )
 
 
+#: Media types an infer body may declare; none at all is accepted too (tritonclient sends none).
+_MEDIA_TYPES = frozenset({JSON_MEDIA_TYPE, BINARY_MEDIA_TYPE})
+
+
+def _check_media_type(content_type: str | None) -> None:
+    """415 unless the body is JSON, or Triton's binary extension (octet-stream), or unlabelled."""
+    if content_type is None:
+        return
+    media_type = content_type.split(";")[0].strip().lower()
+    if media_type and media_type not in _MEDIA_TYPES and not media_type.endswith("+json"):
+        raise V2Error(415, f"Content-Type must be {JSON_MEDIA_TYPE} or {BINARY_MEDIA_TYPE}")
+
+
 def _refused(state: AppState, model: str, exc: errors.ServiceError | V2Error) -> Response:
     """Count the refusal like the service's own handlers do, and answer in the v2 format."""
     if isinstance(exc, V2Error):
@@ -212,10 +230,11 @@ def _ready(state: AppState, name: str, version: str | None) -> Response:
         if exc.status == 503:
             return Response(status_code=503)
         return _refused(state, "-", exc)
-    return Response(status_code=200 if served.ready else 503)
+    return Response(status_code=200 if served.ready and not state.models().draining else 503)
 
 
 async def _infer(request: Request, state: AppState, name: str, version: str | None) -> Response:
+    started = time.monotonic()
     settings = state.settings
     model = "-"
     try:
@@ -224,10 +243,14 @@ async def _infer(request: Request, state: AppState, name: str, version: str | No
         contract = InputContract.from_manifest(
             served.manifest, settings.max_items_per_request, settings.max_body_bytes
         )
+        _check_media_type(request.headers.get("content-type"))
         parsed = parse_infer_request(await request.body(), request.headers, contract)
         threshold = served.policy.resolve(parsed.score, parsed.threshold, parsed.target_tpr)
-        timeout_s = min(settings.request_timeout_s, parsed.timeout_s or math.inf)
-        logits = await state.predictor.infer(served, parsed.inputs, time.monotonic() + timeout_s)
+        timeout_s = state.predictor.timeout_for(parsed.timeout_s)
+        logits = await unless_disconnected(
+            request.receive,
+            state.predictor.infer(served, parsed.inputs, started + timeout_s, timeout_s),
+        )
         tensors = _outputs(served, logits, threshold, parsed.output_names)
         encoded = encode_infer_response(
             parsed,

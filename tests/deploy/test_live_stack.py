@@ -265,7 +265,10 @@ def test_ood_traffic_pages_through_prometheus_and_alertmanager(tmp_path: Path) -
         _wait_for("a firing OOD alert at the webhook receiver", notified, 20)
         print(f"out-of-distribution: pending after {t_pending:.1f}s, firing after {t_firing:.1f}s, "
               f"client-side reject share {traffic.reject_share('ood'):.3f}")  # fmt: skip
-        assert traffic.reject_share("ood") > 0.5
+        # Well above the 20% warning level. Not much higher: the default LogitNorm model rejects
+        # the letters but accepts most uniform noise (see docs/ood-benchmark.md), and the mix is
+        # half of each, so about half is rejected.
+        assert traffic.reject_share("ood") > 0.3
         failed = False
     finally:
         if traffic is not None:

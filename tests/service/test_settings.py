@@ -50,8 +50,21 @@ def test_missing_config_file_is_an_error(tmp_path: Path) -> None:
         {"max_batch_size": 0},
         {"unknown_setting": 1},
         {"target_tpr": 1.5},
+        {"overload_status": 500},
+        {"body_timeout_s": 0},
     ],
 )
 def test_invalid_settings_are_refused(bad: dict) -> None:
     with pytest.raises(ValueError):
         Settings(**bad)
+
+
+def test_reliability_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OOD_OVERLOAD_STATUS", "429")
+    monkeypatch.setenv("OOD_BODY_TIMEOUT_S", "2.5")
+    monkeypatch.setenv("OOD_HEADER_TIMEOUT_S", "3")
+    monkeypatch.setenv("OOD_SHUTDOWN_DELAY_S", "5")
+    settings = Settings()
+    assert settings.overload_status == 429
+    assert (settings.body_timeout_s, settings.header_timeout_s) == (2.5, 3.0)
+    assert settings.shutdown_delay_s == 5.0

@@ -1,0 +1,1 @@
+"""Benchmarks that are run by hand and whose results are committed (see ``REPORT.md``)."""
