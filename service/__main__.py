@@ -53,6 +53,7 @@ def main(argv: list[str] | None = None) -> None:
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level.lower(),
+        access_log=settings.access_log,
         lifespan="on",
         workers=1,
         timeout_graceful_shutdown=settings.graceful_shutdown_s,

@@ -75,10 +75,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.ood = state
     errors.install_error_handlers(app, metrics.count_refused)
-    app.include_router(health.router)
+    # The two inference routers first: routes are matched in order, per request.
     app.include_router(predict.router)
-    app.include_router(models.router)
     app.include_router(v2_routes.router)
+    app.include_router(health.router)
+    app.include_router(models.router)
     if settings.enable_metrics:
         app.include_router(metrics_route.router)
     # added last = outermost: metrics see every answer, the body guard's 413s and 408s included

@@ -66,7 +66,12 @@ class Settings(BaseSettings):
     # --- HTTP server
     host: str = Field(default="127.0.0.1", description="bind address; 0.0.0.0 only on purpose")
     port: int = Field(default=8000, ge=0, le=65535)
-    log_level: str = Field(default="info")
+    log_level: str = Field(default="info", description="log level of the service and uvicorn")
+    access_log: bool = Field(
+        default=False,
+        description="uvicorn's per-request access log; off by default because it costs CPU per "
+        "request and ood_http_requests_total already counts every request by route and status",
+    )
     graceful_shutdown_s: int = Field(
         default=10,
         ge=0,

@@ -152,17 +152,19 @@ async def model_version_ready(state: State, name: str, version: str) -> Response
 
 
 @router.post("/models/{name}/infer", summary="Inference (latest version)", **_INFER_DOC)
-async def infer(request: Request, state: State, name: str) -> Response:
+async def infer(request: Request, name: str) -> Response:
     """Run the model's latest version; see the module docstring for parameters and outputs."""
-    return await _infer(request, state, name, None)
+    # The state comes from request.app rather than Depends: dependency resolution is a measurable
+    # share of a single-item request's CPU (benchmarks/REPORT.md).
+    return await _infer(request, request.app.state.ood, name, None)
 
 
 @router.post(
     "/models/{name}/versions/{version}/infer", summary="Inference (one version)", **_INFER_DOC
 )
-async def infer_version(request: Request, state: State, name: str, version: str) -> Response:
+async def infer_version(request: Request, name: str, version: str) -> Response:
     """Run one model version."""
-    return await _infer(request, state, name, version)
+    return await _infer(request, request.app.state.ood, name, version)
 
 
 # --- implementation -------------------------------------------------------------------------
