@@ -8,6 +8,12 @@ it waits for the first queued item, then until ``max_batch_size`` items are queu
 hands each request its rows. While a batch runs, new items queue up; their delay has usually
 passed when the run ends, so under load batches grow without waiting.
 
+Up to ``max_batches_in_flight`` batches (default 2) are handed to the worker at once: while one
+runs, the next is formed and waits in the worker's queue, so the worker starts it the moment the
+first ends instead of idling until the event loop, busy with HTTP, gets round to handing out
+results and forming the next batch. The worker assembles a batch only when it is about to run
+it, leaving out requests that were cancelled or expired meanwhile.
+
 A request may be split across batches and may be larger than one batch. The queue is bounded in
 items (:class:`QueueFull`); a request past its deadline, or whose caller was cancelled (client
 disconnected), is dropped from the queue, and its items that were not yet taken are never run.
@@ -105,10 +111,14 @@ class DynamicBatcher:
     name: str = "model"
     #: shape of one item; when set, :meth:`submit` refuses other shapes with ``ValueError``
     item_shape: tuple[int, ...] | None = None
+    #: batches handed to the worker at once (one running, the rest formed and waiting)
+    max_batches_in_flight: int = 2
     _queue: deque[_Request] = field(default_factory=deque, init=False)
     _queued_items: int = field(default=0, init=False)
     _wakeup: asyncio.Event = field(default_factory=asyncio.Event, init=False)
     _task: asyncio.Task[None] | None = field(default=None, init=False)
+    _in_flight: set[asyncio.Task[None]] = field(default_factory=set, init=False)
+    _slot_free: asyncio.Event = field(default_factory=asyncio.Event, init=False)
     _closed: bool = field(default=False, init=False)
 
     @property
@@ -168,6 +178,8 @@ class DynamicBatcher:
         self._wakeup.set()
         if self._task is not None:
             await self._task
+        if self._in_flight:
+            await asyncio.gather(*self._in_flight, return_exceptions=True)
 
     # --- the batching loop ----------------------------------------------------------------------
 
@@ -175,13 +187,33 @@ class DynamicBatcher:
         while not self._closed:
             slices: list[_Slice] = []
             try:
+                await self._wait_for_slot()
                 await self._wait_for_batch()
                 slices = self._take_batch()
                 if slices:
-                    await self._run_batch(slices)
+                    task = asyncio.get_running_loop().create_task(self._run_round(slices))
+                    self._in_flight.add(task)
+                    task.add_done_callback(self._round_done)
             except Exception as exc:  # a bug anywhere in one round must not stop the loop
                 logger.exception("batching round of %s failed; the loop goes on", self.name)
                 self._fail_slices(slices, exc)
+
+    async def _wait_for_slot(self) -> None:
+        """Until fewer than ``max_batches_in_flight`` batches are with the worker."""
+        while len(self._in_flight) >= max(1, self.max_batches_in_flight):
+            self._slot_free.clear()
+            await self._slot_free.wait()
+
+    def _round_done(self, task: asyncio.Task[None]) -> None:
+        self._in_flight.discard(task)
+        self._slot_free.set()
+
+    async def _run_round(self, slices: list[_Slice]) -> None:
+        try:
+            await self._run_batch(slices)
+        except Exception as exc:  # as in _loop: fail this round's requests, keep serving
+            logger.exception("batching round of %s failed; the loop goes on", self.name)
+            self._fail_slices(slices, exc)
 
     async def _wait_for_batch(self) -> None:
         """Until the batch is full, or ``max_delay_s`` after its first item arrived, or closing."""
@@ -243,10 +275,7 @@ class DynamicBatcher:
 
     async def _run_batch(self, slices: list[_Slice]) -> None:
         try:
-            batch = _concatenate(slices)
-            outputs, seconds = await self._in_worker(batch)
-            if len(outputs) != len(batch):
-                raise RuntimeError(f"run returned {len(outputs)} rows for {len(batch)} items")
+            slices, outputs, seconds = await self._in_worker(slices)
         except Exception as exc:
             if len(slices) > 1:  # find the culprit: the other requests must not fail with it
                 logger.warning(
@@ -262,24 +291,36 @@ class DynamicBatcher:
             logger.error("inference failed for a request on %s: %s", self.name, exc)
             self._fail_slices(slices, exc)
             return
-        if self.observer is not None:
+        if self.observer is not None and slices:
             _observe(self.observer.inference_done, seconds)
         self._distribute(slices, outputs)
 
-    def _in_worker(self, batch: NDArray[np.float32]) -> asyncio.Future[_Timed]:
-        """Run the batch in the executor; the worker resolves the loop's future directly.
+    def _in_worker(self, slices: list[_Slice]) -> asyncio.Future[_Ran]:
+        """Run the slices as one batch in the executor; the worker resolves the loop's future.
 
-        Cheaper than ``loop.run_in_executor``, which chains a ``concurrent.futures.Future`` to
-        an asyncio one (locks and several callbacks per batch): one ``call_soon_threadsafe``.
+        The worker drops the slices whose request is already answered (cancelled, expired)
+        just before it runs, so a batch that waited behind another costs nothing for them; the
+        future gets the slices that ran, their output rows and the run's seconds. Cheaper than
+        ``loop.run_in_executor``, which chains a ``concurrent.futures.Future`` to an asyncio one
+        (locks and several callbacks per batch): one ``call_soon_threadsafe``.
         """
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[_Timed] = loop.create_future()
+        future: asyncio.Future[_Ran] = loop.create_future()
 
         def work() -> None:
             try:
-                start = time.monotonic()
-                outputs = self.run(batch)
-                result = (outputs, time.monotonic() - start)
+                live = [s for s in slices if not s.request.future.done()]
+                if not live:
+                    result: _Ran = (live, np.empty((0,), np.float32), 0.0)
+                else:
+                    batch = _concatenate(live)
+                    start = time.monotonic()
+                    outputs = self.run(batch)
+                    result = (live, outputs, time.monotonic() - start)
+                    if len(outputs) != len(batch):
+                        raise RuntimeError(
+                            f"run returned {len(outputs)} rows for {len(batch)} items"
+                        )
             except BaseException as exc:
                 loop.call_soon_threadsafe(_set_exception, future, exc)
             else:
@@ -334,7 +375,8 @@ class DynamicBatcher:
             self.observer.queue_depth(self._queued_items)
 
 
-_Timed = tuple[NDArray[np.float32], float]
+#: what a worker run gives back: the slices that ran, their output rows, the run's seconds
+_Ran = tuple[list["_Slice"], NDArray[np.float32], float]
 
 
 class _Timeout:
@@ -352,12 +394,12 @@ def _expire(future: asyncio.Future[NDArray[np.float32]]) -> None:
         future.set_exception(DeadlineExceeded())
 
 
-def _set_result(future: asyncio.Future[_Timed], result: _Timed) -> None:
+def _set_result(future: asyncio.Future[_Ran], result: _Ran) -> None:
     if not future.done():
         future.set_result(result)
 
 
-def _set_exception(future: asyncio.Future[_Timed], exc: BaseException) -> None:
+def _set_exception(future: asyncio.Future[_Ran], exc: BaseException) -> None:
     if not future.done():
         future.set_exception(exc)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -196,3 +197,64 @@ async def test_close_fails_queued_requests(make_batcher) -> None:
     with pytest.raises(BatcherClosed):
         await batcher.submit(items(1), deadline())
     assert counting.batches == []
+
+
+async def test_next_batch_is_formed_while_one_runs(make_batcher) -> None:
+    """Pipelining: a second full batch reaches the worker while the first still runs."""
+    batcher, counting = make_batcher(max_batch_size=2, max_delay_s=0.0)
+    first_running = asyncio.Event()
+    release = threading.Event()
+    loop = asyncio.get_running_loop()
+    plain = counting.run
+
+    def slow_first(batch: np.ndarray) -> np.ndarray:
+        if not counting.batches:
+            loop.call_soon_threadsafe(first_running.set)
+            release.wait(5)
+        return plain(batch)
+
+    batcher.run = slow_first
+    first = asyncio.ensure_future(batcher.submit(items(2), deadline()))
+    await first_running.wait()
+    second = asyncio.ensure_future(batcher.submit(items(2), deadline()))
+    for _ in range(50):  # the loop takes the second batch although the first has not returned
+        await asyncio.sleep(0.005)
+        if batcher.queued_items == 0:
+            break
+    assert batcher.queued_items == 0
+    release.set()
+    assert len(await first) == 2 and len(await second) == 2
+    assert counting.batches == [2, 2]
+    await batcher.close()
+
+
+async def test_request_cancelled_while_its_batch_waits_is_not_run(make_batcher) -> None:
+    """A batch waiting behind a running one leaves out requests cancelled meanwhile."""
+    batcher, counting = make_batcher(max_batch_size=2, max_delay_s=0.0)
+    first_running = asyncio.Event()
+    release = threading.Event()
+    loop = asyncio.get_running_loop()
+    plain = counting.run
+
+    def slow_first(batch: np.ndarray) -> np.ndarray:
+        if not counting.batches:
+            loop.call_soon_threadsafe(first_running.set)
+            release.wait(5)
+        return plain(batch)
+
+    batcher.run = slow_first
+    first = asyncio.ensure_future(batcher.submit(items(2), deadline()))
+    await first_running.wait()
+    cancelled = asyncio.ensure_future(batcher.submit(items(1, seed=1), deadline()))
+    kept = asyncio.ensure_future(batcher.submit(items(1, seed=2), deadline()))
+    for _ in range(50):
+        await asyncio.sleep(0.005)
+        if batcher.queued_items == 0:
+            break
+    assert batcher.queued_items == 0  # both taken into the waiting batch
+    cancelled.cancel()
+    await asyncio.sleep(0.01)
+    release.set()
+    assert len(await first) == 2 and len(await kept) == 1
+    assert counting.batches == [2, 1]  # the cancelled item never ran
+    await batcher.close()
