@@ -237,28 +237,40 @@ def _item_index(details: Iterable[Mapping[str, Any]]) -> int | None:
 # --- handlers ----------------------------------------------------------------------------------
 
 
-def error_response(error: ServiceError) -> JSONResponse:
-    """The JSON response for a service error."""
-    return JSONResponse(error.body(), status_code=error.status, headers=error.headers or None)
+#: Paths of the Open Inference Protocol, whose clients expect ``{"error": "<message>"}``.
+V2_PREFIX = "/v2"
+
+
+def error_response(error: ServiceError, path: str = "") -> JSONResponse:
+    """The JSON response for a service error, in the protocol of the path it answers.
+
+    Under ``/v2`` the body is the Open Inference Protocol's ``{"error": "<message>"}`` (Triton's
+    client reads that string; an object there breaks it), so framework answers (404 for an
+    unknown route, 405, 413, 408) look like the v2 routes' own errors.
+    """
+    body: dict[str, Any] = error.body()
+    if path == V2_PREFIX or path.startswith(V2_PREFIX + "/"):
+        body = {"error": error.message}
+    return JSONResponse(body, status_code=error.status, headers=error.headers or None)
 
 
 def install_error_handlers(app: FastAPI, on_refused: RefusedHook | None = None) -> None:
     """Route every failure through :class:`ServiceError` so all error bodies look alike."""
 
-    def refuse(error: ServiceError) -> JSONResponse:
+    def refuse(request: Request, error: ServiceError) -> JSONResponse:
         if on_refused is not None and error.reason is not None:
             on_refused(error.model or "-", error.reason)
-        return error_response(error)
+        return error_response(error, request.scope.get("path", ""))
 
-    async def service_error(_: Request, exc: Exception) -> JSONResponse:
+    async def service_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ServiceError)
-        return refuse(exc)
+        return refuse(request, exc)
 
-    async def validation_error(_: Request, exc: Exception) -> JSONResponse:
+    async def validation_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
-        return refuse(summarize_validation_errors(exc.errors()))
+        return refuse(request, summarize_validation_errors(exc.errors()))
 
-    async def http_error(_: Request, exc: Exception) -> JSONResponse:
+    async def http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
         codes = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
         error = ServiceError(
@@ -267,11 +279,12 @@ def install_error_handlers(app: FastAPI, on_refused: RefusedHook | None = None) 
             str(exc.detail),
             headers=dict(exc.headers or {}),
         )
-        return refuse(error)
+        return refuse(request, error)
 
-    async def unhandled(_: Request, exc: Exception) -> JSONResponse:
+    async def unhandled(request: Request, exc: Exception) -> JSONResponse:
         logger.exception("unhandled error", exc_info=exc)
-        return error_response(ServiceError(500, "internal_error", "internal server error"))
+        error = ServiceError(500, "internal_error", "internal server error")
+        return error_response(error, request.scope.get("path", ""))
 
     app.add_exception_handler(ServiceError, service_error)
     app.add_exception_handler(RequestValidationError, validation_error)

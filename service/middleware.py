@@ -106,15 +106,15 @@ class BodyLimitMiddleware:
             if refusal is None or started:
                 raise
         if refusal is not None and not started:
-            await self._refuse(refusal, send)
+            await self._refuse(refusal, scope.get("path", ""), send)
 
     def _too_large(self) -> errors.ServiceError:
         return errors.payload_too_large(f"request body exceeds {self.max_body_bytes} bytes")
 
-    async def _refuse(self, error: errors.ServiceError, send: Send) -> None:
+    async def _refuse(self, error: errors.ServiceError, path: str, send: Send) -> None:
         if error.reason is not None:
             self.on_refused("-", error.reason)
-        response = errors.error_response(error)
+        response = errors.error_response(error, path)
         response.headers["Connection"] = "close"
         await response({"type": "http"}, _no_receive, send)
 
@@ -157,9 +157,14 @@ class HttpMetricsMiddleware:
             await self.app(scope, receive, recording_send)
         finally:
             route = _route_template(scope)
-            labels = (route, scope["method"], str(status))
+            method = scope["method"] if scope["method"] in _METHODS else "OTHER"
+            labels = (route, method, str(status))
             self.metrics.http_requests.labels(*labels).inc()
             self.metrics.http_duration.labels(*labels).observe(time.monotonic() - start)
+
+
+#: method label values; anything else is ``OTHER`` (a client may send any token as a method)
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 def _route_template(scope: Scope) -> str:

@@ -78,6 +78,7 @@ class ThresholdPolicy:
                 "threshold" if threshold is not None else "target_tpr"
             )
         if threshold is not None:
+            _check_in_range(chosen, threshold)
             return Threshold(chosen, threshold, "request", None)
         assert target_tpr is not None
         return Threshold(chosen, self._from_tpr(chosen, target_tpr), "request", target_tpr)
@@ -85,6 +86,18 @@ class ThresholdPolicy:
     def _from_tpr(self, score: ScoreName, target_tpr: float) -> float:
         quantiles = self.manifest.calibration.scores[score].quantiles
         return threshold_from_quantiles(quantiles, target_tpr, score)
+
+
+def _check_in_range(score: ScoreName, threshold: float) -> None:
+    """MSP is a probability: a cut-off outside [0, 1] accepts or rejects everything, a mistake.
+
+    Energy and MaxLogit are unbounded reals, so any finite threshold is meaningful for them.
+    """
+    if score is ScoreName.MSP and not 0.0 <= threshold <= 1.0:
+        raise errors.invalid_input(
+            f"threshold {threshold:g} is out of range for msp, a probability in [0, 1]",
+            code="threshold_out_of_range",
+        )
 
 
 def _configured(manifest: Manifest, score: ScoreName, target_tpr: float | None) -> Threshold:

@@ -14,8 +14,8 @@ The threshold in force is echoed in the response ``parameters``.
 
 Every error is ``{"error": "<message>"}`` with the status the service core chose (400 bad
 request, 403 override forbidden, 404 unknown model or version, 503 not ready or overloaded with
-``Retry-After``, 504 timeout). Exception: a body over ``max_body_bytes`` is refused by the app's
-body-limit middleware before this router runs, in the service's own error format (413).
+``Retry-After``, 504 timeout). A body over ``max_body_bytes`` (413) or too slow to arrive (408)
+is refused by the app's body-limit middleware before this router runs, in the same shape.
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     for status, description in {
         400: "bad request: malformed body, wrong datatype or shape, bad parameter",
         408: "the body did not arrive within the body timeout",
-        413: "body over the size limit (in the service's error format)",
+        413: "body over the size limit",
         415: "Content-Type is neither JSON nor application/octet-stream",
         429: "queue full, when the server is configured to answer overload with 429",
         403: "a per-request score or threshold override is disabled on this server",
@@ -200,7 +200,8 @@ def _refused(state: AppState, model: str, exc: errors.ServiceError | V2Error) ->
         return _error(exc.status, exc.message)
     if exc.reason is not None:
         state.metrics.count_refused(model, exc.reason)
-    return _error(exc.status, exc.message, exc.headers)
+    status = 400 if exc.status == 422 else exc.status  # the protocol says 400 for bad requests
+    return _error(status, exc.message, exc.headers)
 
 
 def _find(state: AppState, name: str, version: str | None) -> ServedModel:

@@ -102,3 +102,12 @@ def test_docs_and_metrics_can_be_switched_off(make_client: Callable[..., TestCli
     for path in ("/docs", "/redoc", "/openapi.json", "/metrics"):
         assert client.get(path).status_code == 404
     assert client.post("/predict", json={"inputs": items(1).tolist()}).status_code == 200
+
+
+def test_unknown_methods_share_one_label(client: TestClient) -> None:
+    """Any token may arrive as a method; the label set stays bounded."""
+    client.request("XYZ1", "/predict")
+    client.request("XYZ2", "/predict")
+    text = client.get("/metrics").text
+    assert metric_value(text, "ood_http_requests_total", method="OTHER", status="405") == 2
+    assert "XYZ" not in text

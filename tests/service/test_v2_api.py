@@ -214,11 +214,11 @@ def test_request_threshold_and_score_overrides(client: TestClient, model_root: P
     energy = np.array(outputs["energy"]["data"], dtype=np.float64)
     # is_ood is decided on the float64 score; float32 rounding of the echo cannot flip it here
     assert outputs["is_ood"]["data"] == (energy > expected).tolist()
-    # an explicit threshold above every msp rejects everything
-    params2 = {"score": "msp", "threshold": 1.5}
+    # an explicit threshold above every msp (all below 1 here) rejects everything
+    params2 = {"score": "msp", "threshold": 1.0}
     doc = client.post("/v2/models/tiny/infer", json=json_infer(x, parameters=params2)).json()
     assert by_name(doc)["is_ood"]["data"] == [True] * 6
-    assert doc["parameters"]["threshold"] == 1.5 and "target_tpr" not in doc["parameters"]
+    assert doc["parameters"]["threshold"] == 1.0 and "target_tpr" not in doc["parameters"]
 
 
 def test_v2_and_predict_agree(client: TestClient) -> None:
@@ -297,11 +297,30 @@ def test_unknown_model_infer_is_404(client: TestClient) -> None:
 
 
 def test_body_over_limit_is_refused(client: TestClient) -> None:
-    # The app's body-limit middleware answers before any router, in the service's format; the
+    # The app's body-limit middleware answers before any router, in the protocol's format; the
     # client re-raises server exceptions, so none may happen on the way.
     response = client.post("/v2/models/tiny/infer", content=b"0" * (3 * 1024 * 1024))
     assert response.status_code == 413
-    assert response.json()["error"]["code"] == "payload_too_large"
+    assert isinstance(response.json()["error"], str)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [
+        ("GET", "/v2/nothing", 404),
+        ("GET", "/v2/models/tiny/foo", 404),
+        ("GET", "/v2/repository/index", 404),
+        ("POST", "/v2/models/tiny/ready", 405),
+        ("GET", "/v2/models/tiny/infer", 405),
+    ],
+)
+def test_framework_errors_on_v2_paths_have_the_protocol_shape(
+    client: TestClient, method: str, path: str, status: int
+) -> None:
+    """Unknown routes and wrong methods under /v2 answer ``{"error": "<message>"}`` too."""
+    response = client.request(method, path)
+    assert response.status_code == status
+    assert set(response.json()) == {"error"} and isinstance(response.json()["error"], str)
 
 
 # --- tritonclient as the client -------------------------------------------------------------
