@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, start_http_server
 
 from service import errors
 from service.metrics import Metrics
@@ -80,7 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(v2_routes.router)
     app.include_router(health.router)
     app.include_router(models.router)
-    if settings.enable_metrics:
+    if settings.enable_metrics and settings.metrics_port is None:
         app.include_router(metrics_route.router)
     # added last = outermost: metrics see every answer, the body guard's 413s and 408s included
     app.add_middleware(
@@ -116,11 +116,37 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         "ready: %s",
         ", ".join(f"{s.name}/{s.version} on {s.model.provider}" for s in registry.all_served()),
     )
+    with _metrics_listener(state):
+        try:
+            yield
+        finally:
+            logger.info("shutting down: failing queued requests, finishing running batches")
+            await registry.stop()
+
+
+@contextmanager
+def _metrics_listener(state: AppState) -> Iterator[None]:
+    """With ``metrics_port`` set, /metrics on its own listener (a thread) for the app's life.
+
+    prometheus-client's own HTTP server: scrapes then never queue behind inference requests on
+    the event loop, and the API port need not expose traffic figures at all.
+    """
+    settings = state.settings
+    if not settings.enable_metrics or settings.metrics_port is None:
+        yield
+        return
+    server, thread = start_http_server(
+        settings.metrics_port, settings.metrics_host, registry=state.metrics.registry
+    )
+    state.metrics_address = (settings.metrics_host, server.server_port)
+    logger.info("metrics on http://%s:%d/metrics", settings.metrics_host, server.server_port)
     try:
         yield
     finally:
-        logger.info("shutting down: failing queued requests, finishing running batches")
-        await registry.stop()
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+        state.metrics_address = None
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:

@@ -99,6 +99,16 @@ class Settings(BaseSettings):
     )
     enable_docs: bool = Field(default=True, description="serve /docs, /redoc and /openapi.json")
     enable_metrics: bool = Field(default=True, description="serve /metrics")
+    metrics_port: int | None = Field(
+        default=None,
+        ge=0,
+        le=65535,
+        description="serve /metrics on this port (of metrics_host) instead of the API port, to "
+        "keep it off a public listener; unset = on the API port",
+    )
+    metrics_host: str = Field(
+        default="127.0.0.1", description="bind address of the separate metrics listener"
+    )
 
     # --- ONNX Runtime
     providers: list[str] = Field(

@@ -21,6 +21,8 @@ class AppState:
     metrics: Metrics
     predictor: Predictor
     registry: ModelRegistry | None = None
+    #: the separate /metrics listener's (host, port) while it runs (``metrics_port`` set)
+    metrics_address: tuple[str, int] | None = None
 
     def models(self) -> ModelRegistry:
         """The registry, or a 503 while models are still loading."""
