@@ -140,10 +140,12 @@ class OnnxFile(_Strict):
 
 
 class GoldenSample(_Strict):
-    """A few preprocessed inputs and the logits PyTorch gave for them.
+    """A few preprocessed inputs and the logits ONNX Runtime gave for them at export time.
 
-    The service runs them after loading and turns ready only if ONNX Runtime reproduces the logits
-    within ``atol``: a cheap end-to-end check that the weights, the runtime and the manifest agree.
+    Training records ONNX Runtime's logits (CPU provider), after checking them against PyTorch's
+    within the export's parity tolerance. The service runs them after loading and turns ready only
+    if ONNX Runtime reproduces the logits within ``atol``: a cheap end-to-end check that the
+    weights, the runtime and the manifest agree.
     """
 
     inputs: list[list[float]] = Field(description="flattened items in the input shape")

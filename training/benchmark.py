@@ -28,7 +28,7 @@ from training.distributed import setup
 from training.pipeline import (
     ExperimentData,
     ExperimentRun,
-    export_run,
+    export_with_report,
     load_fashion_mnist_experiment,
     run_directory,
     summarize,
@@ -61,7 +61,8 @@ class BenchmarkOptions:
 
 def _train(config: TrainConfig, data: ExperimentData, options: BenchmarkOptions) -> ExperimentRun:
     context = setup(options.device)
-    run = train_and_score(config, data, context, run_directory(options.runs_root, config))
+    run_dir = run_directory(options.runs_root, config, data, context.world_size)
+    run = train_and_score(config, data, context, run_dir)
     assert run is not None  # the benchmark is single-process
     return run
 
@@ -113,21 +114,11 @@ def run_benchmark(options: BenchmarkOptions) -> dict[str, Any]:
         )
     for loss, run in runs.items():
         name = MODEL_NAMES[loss]
-        model_dir, parity = export_run(
+        model_dir, entry = export_with_report(
             run, data, name, options.models_root, description=_description(loss, run)
         )
-        entry = summarize(run.evaluation)
-        entry.update(
-            loss=loss,
-            tau=run.config.tau if loss == "logitnorm" else None,
-            epochs=run.config.epochs,
-            seconds_per_epoch=run.seconds_per_epoch,
-            onnx_parity_max_abs_diff=parity,
-            history=[row.__dict__ for row in run.history],
-            model_dir=str(model_dir),
-        )
         results["models"][name] = entry
-        _write_model_artifacts(run, data, entry, model_dir)
+        parity = entry["onnx_parity_max_abs_diff"]
         print(f"exported {model_dir} (ONNX parity max abs diff {parity:.2e})", flush=True)
     _write_benchmark_docs(results, runs, data, options)
     return results
@@ -162,20 +153,6 @@ def _machine_meta(options: BenchmarkOptions) -> dict[str, Any]:
         "python": platform.python_version(),
         "date": time.strftime("%Y-%m-%d"),
     }
-
-
-def _write_model_artifacts(
-    run: ExperimentRun, data: ExperimentData, entry: dict[str, Any], model_dir: Path
-) -> None:
-    """report.json, report.md and plots beside the model, for whoever inspects the repository."""
-    from training.report import markdown_report, write_json_report, write_markdown
-    from training.visualize import model_plots
-
-    write_json_report(
-        {k: v for k, v in entry.items() if k != "model_dir"}, model_dir / "report.json"
-    )
-    write_markdown(markdown_report({model_dir.parent.name: entry}), model_dir / "report.md")
-    model_plots(run, data, model_dir / "plots")
 
 
 def _write_benchmark_docs(

@@ -22,7 +22,7 @@ from training.losses import LOSS_NAMES
 from training.models import MODELS
 from training.pipeline import (
     ExperimentData,
-    export_run,
+    export_with_report,
     load_fashion_mnist_experiment,
     load_labelled_experiment,
     run_directory,
@@ -68,7 +68,10 @@ def _train_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--ood-subset", type=int, default=None)
     p.add_argument("--val-size", type=int, default=5000)
     p.add_argument(
-        "--export", metavar="NAME", default=None, help="export to MODELS_DIR/NAME/VERSION"
+        "--export",
+        metavar="NAME",
+        default=None,
+        help="export to MODELS_DIR/NAME/VERSION (model, manifest, report and plots)",
     )
     p.add_argument("--version", default="1")
     p.add_argument("--models-dir", type=Path, default=Path("models"))
@@ -101,7 +104,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     context = setup(args.device)
     try:
         data = _load_data(args)
-        run_dir = run_directory(args.runs_dir, config, data.dataset)
+        run_dir = run_directory(args.runs_dir, config, data, context.world_size)
         if args.no_resume and context.is_main:
             (run_dir / "last.pt").unlink(missing_ok=True)
         run = train_and_score(config, data, context, run_dir)
@@ -123,8 +126,11 @@ def cmd_train(args: argparse.Namespace) -> None:
             )
         )
         if args.export:
-            model_dir, parity = export_run(run, data, args.export, args.models_dir, args.version)
-            print(f"exported {model_dir} (ONNX parity max abs diff {parity:.2e})")
+            model_dir, entry = export_with_report(
+                run, data, args.export, args.models_dir, args.version
+            )
+            parity = entry["onnx_parity_max_abs_diff"]
+            print(f"exported {model_dir} with report and plots (ONNX parity {parity:.2e})")
     finally:
         teardown(context)
 

@@ -10,6 +10,8 @@ training data); the test split and the five OOD test sets are used for reporting
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -34,7 +36,7 @@ from training.distributed import DistributedContext
 from training.evaluate import evaluate_logits
 from training.export import ExportSpec, export_model_dir
 from training.metrics import fpr_at_tpr
-from training.train import EpochStats, TrainConfig, Trainer, predict_logits
+from training.train import EpochStats, TrainConfig, Trainer, predict_logits, run_identity
 
 DATASET = "fashion-mnist"
 
@@ -214,12 +216,21 @@ class ExperimentRun:
         )
 
 
-def run_directory(runs_root: Path, config: TrainConfig, dataset: str = DATASET) -> Path:
-    """Checkpoints live under a name that encodes the config, so re-runs resume or reuse them."""
+def run_directory(
+    runs_root: Path, config: TrainConfig, data: ExperimentData, world_size: int = 1
+) -> Path:
+    """The checkpoint folder of one run identity, so re-runs resume or reuse it and nothing else.
+
+    The readable prefix names dataset, model, loss, epochs and seed; the suffix hashes the whole
+    :func:`training.train.run_identity` (every ``TrainConfig`` field, the exact training tensors,
+    the DDP world size). A run with another training subset, validation size, data location or
+    seed therefore gets its own folder instead of reusing another run's checkpoint.
+    """
+    identity = run_identity(config, data.train_images, data.train_labels, world_size)
+    key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:12]
     tau = f"-tau{config.tau:g}" if config.loss == "logitnorm" else ""
-    return (
-        runs_root / f"{dataset}-{config.model}-{config.loss}{tau}-e{config.epochs}-s{config.seed}"
-    )
+    prefix = f"{data.dataset}-{config.model}-{config.loss}{tau}-e{config.epochs}-s{config.seed}"
+    return runs_root / f"{prefix}-{key}"
 
 
 def train_and_score(
@@ -288,6 +299,49 @@ def export_run(
         models_root,
         metrics=summarize(run.evaluation),
     )
+
+
+def export_with_report(
+    run: ExperimentRun,
+    data: ExperimentData,
+    name: str,
+    models_root: Path,
+    version: str = "1",
+    description: str = "",
+) -> tuple[Path, dict[str, Any]]:
+    """:func:`export_run`, then ``report.json``, ``report.md`` and ``plots/`` beside the model.
+
+    Both ``ood-train train --export`` and the benchmark export through here, so a model directory
+    has the same files whichever command made it. Returns the directory and the report entry.
+    """
+    model_dir, parity = export_run(run, data, name, models_root, version, description)
+    config = run.config
+    entry = summarize(run.evaluation)
+    entry.update(
+        loss=config.loss,
+        tau=config.tau if config.loss == "logitnorm" else None,
+        epochs=config.epochs,
+        seconds_per_epoch=run.seconds_per_epoch,
+        onnx_parity_max_abs_diff=parity,
+        history=[asdict(row) for row in run.history],
+        model_dir=str(model_dir),
+    )
+    write_model_artifacts(run, data, entry, model_dir)
+    return model_dir, entry
+
+
+def write_model_artifacts(
+    run: ExperimentRun, data: ExperimentData, entry: dict[str, Any], model_dir: Path
+) -> None:
+    """report.json, report.md and plots beside the model, for whoever inspects the repository."""
+    from training.report import markdown_report, write_json_report, write_markdown
+    from training.visualize import model_plots  # imports this module: only at call time
+
+    write_json_report(
+        {k: v for k, v in entry.items() if k != "model_dir"}, model_dir / "report.json"
+    )
+    write_markdown(markdown_report({model_dir.parent.name: entry}), model_dir / "report.md")
+    model_plots(run, data, model_dir / "plots")
 
 
 def summarize(evaluation: dict[str, Any]) -> dict[str, Any]:

@@ -7,7 +7,7 @@ tau is chosen per dataset, by this rule, on data available at training time only
 1. Train one model per candidate tau (same seed, epochs and settings as the final model).
 2. On the held-out **in-distribution validation split**, measure accuracy.
 3. On **synthetic validation outliers** built from training data and noise only
-   (``training.data.ood_sets.make_validation_outliers``: pixel-permuted ID images, noise, ...;
+   (``training.data.outliers.make_validation_outliers``: pixel-permuted ID images, noise, ...;
    never the MNIST / letters / photos test sets), measure FPR95 of the MSP score with the
    validation split as the in-distribution side.
 4. Keep the candidates whose validation accuracy is within ``accuracy_tolerance`` (1 point) of

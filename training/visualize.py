@@ -15,12 +15,18 @@ from service.scores import ScoreName, compute_scores, softmax
 from training import plots
 from training.calibrate import calibrate
 from training.metrics import expected_calibration_error, reliability_bins
-from training.pipeline import ExperimentData, ExperimentRun
+from training.pipeline import DATASET, ExperimentData, ExperimentRun
+
+
+def _dataset_title(dataset: str) -> str:
+    """How plots name the in-distribution data (``train --export`` may use CIFAR or a folder)."""
+    return "Fashion-MNIST" if dataset == DATASET else dataset
 
 
 def model_plots(run: ExperimentRun, data: ExperimentData, out_dir: Path) -> dict[str, Path]:
     """Write one model's plots; returns ``{caption: path}``."""
     written: dict[str, Path] = {}
+    id_name = _dataset_title(data.dataset)
     calibration = calibrate(run.val_logits)
     id_scores = compute_scores(run.test_logits)
     ood_scores = {name: compute_scores(z) for name, z in run.ood_logits.items()}
@@ -31,9 +37,9 @@ def model_plots(run: ExperimentRun, data: ExperimentData, out_dir: Path) -> dict
             {name: s[score] for name, s in ood_scores.items()},
             score.value,
             out_dir / f"hist-{score.value}.png",
-            title=f"{loss}: {score.value}, Fashion-MNIST test vs OOD sets",
+            title=f"{loss}: {score.value}, {id_name} test vs OOD sets",
             threshold=calibration.scores[score].threshold,
-            id_name="Fashion-MNIST",
+            id_name=id_name,
         )
     written["ROC (MSP)"] = plots.roc_curves(
         id_scores[ScoreName.MSP],
@@ -48,7 +54,7 @@ def model_plots(run: ExperimentRun, data: ExperimentData, out_dir: Path) -> dict
         reliability_bins(confidences, predictions, labels),
         expected_calibration_error(confidences, predictions, labels),
         out_dir / "reliability.png",
-        title=f"{loss}: reliability on Fashion-MNIST test",
+        title=f"{loss}: reliability on {id_name} test",
     )
     written["training"] = plots.training_curves(
         {loss: _history_series(run)}, out_dir / "training.png", title=f"{loss}: training"

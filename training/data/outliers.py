@@ -1,9 +1,11 @@
 """Synthetic outliers for choosing hyperparameters (LogitNorm's tau, thresholds) without peeking
 at the OOD test sets.
 
-Built only from in-distribution *training/validation* images and noise, never from the test OOD
-sets (`mnist`, `letters`, `photos`): selecting tau on those would make the reported OOD numbers
-optimistic. Pass validation-split images, not test images.
+Built only from in-distribution *training-split* images and noise, never from the test OOD sets
+(`mnist`, `letters`, `photos`): selecting tau on those would make the reported OOD numbers
+optimistic. The pipeline passes the training-split images (`images[train_idx]`, after any
+`train_subset`), so no outlier is a transform of a validation image it is compared against;
+never pass test images.
 
 Kinds (equal shares), from near to far:
 
