@@ -5,6 +5,8 @@
 # dev installs, when missing, the Debian packages the tests use (Prometheus + promtool,
 # Alertmanager, docker-compose for `docker-compose config`, and the benchmark data through
 # scripts/fetch_data.sh), then a virtual environment in .venv with the project and its extras.
+# Both modes install python3-venv when the interpreter cannot create a virtual environment (a
+# fresh Debian/Ubuntu ships `venv` without `ensurepip`); serve installs no other package.
 # torch is pinned to 2.13.0 (the CPU wheel); an unpinned torch would pull a multi-GB CUDA build.
 # Idempotent: a second run installs nothing new.
 set -euo pipefail
@@ -38,6 +40,27 @@ case "$mode" in
   *) echo "usage: $0 serve|dev" >&2; exit 2 ;;
 esac
 
-[[ -x .venv/bin/python ]] || "$python" -m venv .venv
+# The Debian package that gives "$python" ensurepip: python3-venv for the system python3,
+# pythonX.Y-venv for another version.
+venv_package() {
+  local version default
+  version="$("$python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
+  default="$(python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null || true)"
+  if [[ "$version" == "$default" ]]; then echo python3-venv; else echo "python${version}-venv"; fi
+}
+
+# `python3 -m venv` without ensurepip fails after creating .venv/bin/python, so a .venv without
+# pip is a leftover of such a run: create it again (--clear) instead of trusting it.
+if ! { [[ -x .venv/bin/python ]] && .venv/bin/python -m pip --version >/dev/null 2>&1; }; then
+  if ! "$python" -c 'import ensurepip, venv' >/dev/null 2>&1; then
+    command -v apt-get >/dev/null || {
+      echo "setup: $python cannot create a virtual environment (no ensurepip); install its" \
+        "venv support and run again" >&2
+      exit 1
+    }
+    apt_install "$(venv_package)"
+  fi
+  "$python" -m venv --clear .venv
+fi
 echo "setup: installing the project into .venv (${mode})"
 .venv/bin/python -m pip install -q --disable-pip-version-check -e ".${extras}"

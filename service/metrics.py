@@ -167,6 +167,15 @@ class Metrics:
         self.model_ready = Gauge(
             "ood_model_ready", "1 when warmed up and serving", model, registry=registry
         )
+        # Alert levels scale with it (deploy/prometheus/rules/ood-thresholds.yml): a model served
+        # at TPR 0.9 rejects ~10% of clean inputs, which must not page like 10% at TPR 0.99.
+        self.expected_reject = Gauge(
+            "ood_expected_reject_ratio",
+            "Share of in-distribution inputs the default threshold rejects (1 - its TPR); "
+            "absent when the threshold has no known TPR",
+            model,
+            registry=registry,
+        )
 
     def count_refused(self, model: str, reason: RefusalReason) -> None:
         """One refused request; ``model`` is ``-`` when the request named no loaded model."""

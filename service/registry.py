@@ -220,11 +220,15 @@ def load_models(settings: Settings, metrics: Metrics) -> ModelRegistry:
             "" if tau is None else f"{tau:g}",
             model.provider,
         ).set(1)
+        policy = ThresholdPolicy.from_settings(manifest, settings)
+        expected = expected_reject_ratio(policy)
+        if expected is not None:
+            metrics.expected_reject.labels(manifest.name, manifest.version).set(expected)
         registry.served.setdefault(manifest.name, {})[manifest.version] = ServedModel(
             manifest=manifest,
             directory=location.directory,
             model=model,
-            policy=ThresholdPolicy.from_settings(manifest, settings),
+            policy=policy,
             metrics=bound,
         )
     if settings.default_model not in registry.served:
@@ -233,3 +237,18 @@ def load_models(settings: Settings, metrics: Metrics) -> ModelRegistry:
             f"(loaded: {sorted(registry.served) or 'none'})"
         )
     return registry
+
+
+def expected_reject_ratio(policy: ThresholdPolicy) -> float | None:
+    """Share of in-distribution inputs the default threshold rejects: ``1 - TPR``.
+
+    Exported as ``ood_expected_reject_ratio`` so that the OOD-rate alerts can scale their levels
+    with the threshold actually in force (``OOD_TARGET_TPR``, per-model ``target_tpr`` or the
+    manifest's calibrated TPR). ``None`` for an explicit per-model ``threshold``: its TPR is not
+    known here (no inverse of the calibration quantiles in :mod:`service.scores`), the gauge is
+    left absent and the alerts fall back to their absolute levels. Per-request overrides are not
+    reflected: this is the expectation for requests that take the defaults.
+    """
+    tpr = policy.resolve().target_tpr
+    # rounded so that 1 - 0.9 reads 0.1 on /metrics, not 0.09999999999999998
+    return None if tpr is None else round(1.0 - tpr, 12)

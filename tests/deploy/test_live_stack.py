@@ -207,7 +207,9 @@ def test_ood_traffic_pages_through_prometheus_and_alertmanager(tmp_path: Path) -
             ratio = stack.query(f'ood:reject_ratio:rate5m{{model="{MODEL_NAME}"}}')
             level = stack.query(f'ood:reject_ratio_warning_level{{model="{MODEL_NAME}"}}')
             items = stack.query(f'ood:items:rate5m{{model="{MODEL_NAME}"}} > 0')
-            return bool(ratio and level and items)
+            # the service exports 1 - TPR of its threshold; the levels scale with it
+            expected = stack.query(f'ood:expected_reject_ratio{{model="{MODEL_NAME}"}}')
+            return bool(ratio and level and items and expected)
 
         _wait_for("Prometheus to scrape predictions and record the OOD ratio", scraped, 30)
         phase1_start = time.monotonic()
@@ -222,8 +224,22 @@ def test_ood_traffic_pages_through_prometheus_and_alertmanager(tmp_path: Path) -
         ratio_id = float(
             stack.query(f'ood:reject_ratio:rate5m{{model="{MODEL_NAME}"}}')[0]["value"][1]
         )
+        knobs = {
+            name: float(stack.query(f'{series}{{model="{MODEL_NAME}"}}')[0]["value"][1])
+            for name, series in (
+                ("expected", "ood:expected_reject_ratio"),
+                ("warning", "ood:reject_ratio_warning_level"),
+                ("floor", "ood:reject_ratio_warning_floor"),
+                ("factor", "ood:reject_ratio_warning_factor"),
+            )
+        }
         print(f"in-distribution: Prometheus OOD ratio {ratio_id:.3f}, "
-              f"client-side reject share {traffic.reject_share('id'):.3f}")  # fmt: skip
+              f"client-side reject share {traffic.reject_share('id'):.3f}, "
+              f"expected {knobs['expected']:.3f}, "
+              f"warning level {knobs['warning']:.3f}")  # fmt: skip
+        # the level the service's own threshold implies: max(floor, factor x expected)
+        implied = max(knobs["floor"], knobs["factor"] * knobs["expected"])
+        assert knobs["warning"] == pytest.approx(implied)
         assert ratio_id < 0.2
 
         # ---- phase 2: out-of-distribution traffic ------------------------------------------------

@@ -125,3 +125,17 @@ def test_ood_alerts_compare_against_the_configurable_levels() -> None:
     for name in ("OODRateHigh", "OODRateCritical", "OODRateDrift"):
         assert "ood:min_items_per_second" in by_name[name], "minimum-traffic guard missing"
         assert not re.search(r"[<>]=?\s*[0-9.]+", by_name[name]), f"{name} hard-codes a level"
+
+
+def test_ood_rate_levels_scale_with_the_expected_reject_ratio() -> None:
+    """Each OOD-rate level is max(floor, factor x expected) per model and version (issue: a
+    service at TPR 0.9 rejects ~10% of clean inputs and must not sit in a permanent drift alert)."""
+    records = {r["record"]: r["expr"] for r in _rules() if "record" in r}
+    assert "ood_expected_reject_ratio" in records["ood:expected_reject_ratio"]
+    by_name = {a["alert"]: a["expr"] for a in _alerts()}
+    for kind, alert in (("warning", "OODRateHigh"), ("critical", "OODRateCritical"),
+                        ("drift", "OODRateDrift")):  # fmt: skip
+        level = records[f"ood:reject_ratio_{kind}_level"]
+        for knob in ("ood:expected_reject_ratio", f"_{kind}_factor", f"_{kind}_floor"):
+            assert knob in level, f"ood:reject_ratio_{kind}_level does not use {knob}"
+        assert f"on (model, version) ood:reject_ratio_{kind}_level" in by_name[alert]
