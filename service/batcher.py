@@ -8,11 +8,12 @@ it waits for the first queued item, then until ``max_batch_size`` items are queu
 hands each request its rows. While a batch runs, new items queue up; their delay has usually
 passed when the run ends, so under load batches grow without waiting.
 
-Up to ``max_batches_in_flight`` batches (default 2) are handed to the worker at once: while one
-runs, the next is formed and waits in the worker's queue, so the worker starts it the moment the
-first ends instead of idling until the event loop, busy with HTTP, gets round to handing out
-results and forming the next batch. The worker assembles a batch only when it is about to run
-it, leaving out requests that were cancelled or expired meanwhile.
+Up to ``max_batches_in_flight`` full batches (default 2) are handed to the worker at once: while
+one runs, the next waits in the worker's queue, so the worker starts it the moment the first
+ends instead of idling until the event loop, busy with HTTP, gets round to handing out results
+and forming the next batch. A partial batch still waits for the running one and grows meanwhile.
+The worker assembles a batch only when it is about to run it, leaving out requests that were
+cancelled or expired meanwhile.
 
 A request may be split across batches and may be larger than one batch. The queue is bounded in
 items (:class:`QueueFull`); a request past its deadline, or whose caller was cancelled (client
@@ -111,7 +112,7 @@ class DynamicBatcher:
     name: str = "model"
     #: shape of one item; when set, :meth:`submit` refuses other shapes with ``ValueError``
     item_shape: tuple[int, ...] | None = None
-    #: batches handed to the worker at once (one running, the rest formed and waiting)
+    #: batches handed to the worker at once (one running, full ones waiting behind it)
     max_batches_in_flight: int = 2
     _queue: deque[_Request] = field(default_factory=deque, init=False)
     _queued_items: int = field(default=0, init=False)
@@ -159,6 +160,7 @@ class DynamicBatcher:
         self._report_depth()
         if was_idle or self._queued_items >= self.max_batch_size:
             self._wakeup.set()
+            self._slot_free.set()  # a full batch may go to the worker beside the running one
         # a timer that fails the future, not asyncio.wait_for: on Python 3.11 that costs a second
         # future and several callbacks per request
         timer = loop.call_later(deadline - now, _expire, request.future)
@@ -176,6 +178,7 @@ class DynamicBatcher:
             self._fail(request, BatcherClosed())
         self._report_depth()
         self._wakeup.set()
+        self._slot_free.set()
         if self._task is not None:
             await self._task
         if self._in_flight:
@@ -199,10 +202,22 @@ class DynamicBatcher:
                 self._fail_slices(slices, exc)
 
     async def _wait_for_slot(self) -> None:
-        """Until fewer than ``max_batches_in_flight`` batches are with the worker."""
-        while len(self._in_flight) >= max(1, self.max_batches_in_flight):
+        """Until the worker may be handed another batch (see :meth:`_may_hand_over`)."""
+        while not self._closed and not self._may_hand_over():
             self._slot_free.clear()
             await self._slot_free.wait()
+
+    def _may_hand_over(self) -> bool:
+        """With nothing in flight, always; else only a full batch, up to the in-flight limit.
+
+        A partial batch waits for the running one instead: meanwhile it keeps growing, so
+        single-item traffic still gets large batches, while full batches (bulk requests, heavy
+        load) reach the worker without a gap between runs.
+        """
+        in_flight = len(self._in_flight)
+        if in_flight == 0:
+            return True
+        return in_flight < self.max_batches_in_flight and self._queued_items >= self.max_batch_size
 
     def _round_done(self, task: asyncio.Task[None]) -> None:
         self._in_flight.discard(task)
