@@ -199,9 +199,10 @@ async def test_close_fails_queued_requests(make_batcher) -> None:
     assert counting.batches == []
 
 
-async def test_next_batch_is_formed_while_one_runs(make_batcher) -> None:
-    """Pipelining: a second full batch reaches the worker while the first still runs."""
-    batcher, counting = make_batcher(max_batch_size=2, max_delay_s=0.0)
+def hold_first_run(
+    batcher: DynamicBatcher, counting: CountingModel
+) -> tuple[asyncio.Event, threading.Event]:
+    """Make the first run block in the worker: (set once it runs, set to let it finish)."""
     first_running = asyncio.Event()
     release = threading.Event()
     loop = asyncio.get_running_loop()
@@ -214,14 +215,25 @@ async def test_next_batch_is_formed_while_one_runs(make_batcher) -> None:
         return plain(batch)
 
     batcher.run = slow_first
+    return first_running, release
+
+
+async def wait_all_taken(batcher: DynamicBatcher) -> None:
+    for _ in range(50):
+        await asyncio.sleep(0.005)
+        if batcher.queued_items == 0:
+            return
+
+
+async def test_next_batch_is_formed_while_one_runs(make_batcher) -> None:
+    """Pipelining: a second full batch reaches the worker while the first still runs."""
+    batcher, counting = make_batcher(max_batch_size=2, max_delay_s=0.0)
+    first_running, release = hold_first_run(batcher, counting)
     first = asyncio.ensure_future(batcher.submit(items(2), deadline()))
     await first_running.wait()
     second = asyncio.ensure_future(batcher.submit(items(2), deadline()))
-    for _ in range(50):  # the loop takes the second batch although the first has not returned
-        await asyncio.sleep(0.005)
-        if batcher.queued_items == 0:
-            break
-    assert batcher.queued_items == 0
+    await wait_all_taken(batcher)
+    assert batcher.queued_items == 0  # taken although the first batch has not returned
     release.set()
     assert len(await first) == 2 and len(await second) == 2
     assert counting.batches == [2, 2]
@@ -231,26 +243,12 @@ async def test_next_batch_is_formed_while_one_runs(make_batcher) -> None:
 async def test_request_cancelled_while_its_batch_waits_is_not_run(make_batcher) -> None:
     """A batch waiting behind a running one leaves out requests cancelled meanwhile."""
     batcher, counting = make_batcher(max_batch_size=2, max_delay_s=0.0)
-    first_running = asyncio.Event()
-    release = threading.Event()
-    loop = asyncio.get_running_loop()
-    plain = counting.run
-
-    def slow_first(batch: np.ndarray) -> np.ndarray:
-        if not counting.batches:
-            loop.call_soon_threadsafe(first_running.set)
-            release.wait(5)
-        return plain(batch)
-
-    batcher.run = slow_first
+    first_running, release = hold_first_run(batcher, counting)
     first = asyncio.ensure_future(batcher.submit(items(2), deadline()))
     await first_running.wait()
     cancelled = asyncio.ensure_future(batcher.submit(items(1, seed=1), deadline()))
     kept = asyncio.ensure_future(batcher.submit(items(1, seed=2), deadline()))
-    for _ in range(50):
-        await asyncio.sleep(0.005)
-        if batcher.queued_items == 0:
-            break
+    await wait_all_taken(batcher)
     assert batcher.queued_items == 0  # both taken into the waiting batch
     cancelled.cancel()
     await asyncio.sleep(0.01)
